@@ -1,0 +1,1 @@
+"""Prediction service, FastAPI, Streamlit dashboard, model registry use and the CLI."""

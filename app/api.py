@@ -1,0 +1,144 @@
+"""The HTTP API: health and predictions (JSON patient, optional WFDB ECG upload)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import JSONResponse
+
+from app.schemas import Health, PredictionResult
+from app.service import PredictionService
+from app.settings import AppSettings, load_settings
+from ingest.ecg import read_wfdb_upload
+from ingest.errors import CardioriskError, InputError
+
+logger = logging.getLogger(__name__)
+
+PATIENT_EXAMPLE = {
+    "age": 61,
+    "sex": "male",
+    "features": {"systolic_bp": 148, "total_cholesterol": 240, "current_smoker": 1},
+}
+
+
+def create_app(
+    settings: AppSettings | None = None,
+    service_factory: Callable[[AppSettings], PredictionService] | None = None,
+) -> FastAPI:
+    """Build the FastAPI application around one `PredictionService`.
+
+    Parameters
+    ----------
+    settings : AppSettings, optional
+        Defaults to `load_settings()`.
+    service_factory : callable, optional
+        Builds the service (tests inject their own); by default the registry's
+        current (or ``CARDIORISK_MODEL_VERSION``) model version is loaded at start.
+    """
+    settings = settings or load_settings()
+    factory = service_factory or (
+        lambda s: PredictionService(s.models_path(), s.model_version)
+    )
+    api = FastAPI(
+        title="cardiorisk",
+        version="0.1.0",
+        summary="Multimodal cardiovascular risk: acute MI, stroke, post-operative "
+        "complications and coronary heart disease, with reasons.",
+    )
+    api.state.service = factory(settings)
+    max_bytes = int(settings.max_upload_mb * 1024 * 1024)
+
+    @api.exception_handler(InputError)
+    async def _input_error(request: Request, error: InputError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": str(error)})
+
+    @api.exception_handler(CardioriskError)
+    async def _domain_error(request: Request, error: CardioriskError) -> JSONResponse:
+        return JSONResponse(status_code=400, content={"detail": str(error)})
+
+    @api.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        # Log the error type only: the message may quote patient values.
+        logger.error("unexpected %s on %s", type(error).__name__, request.url.path)
+        return JSONResponse(
+            status_code=500,
+            content={"detail": "internal error; the request was not saved"},
+        )
+
+    @api.get("/health", response_model=Health, tags=["service"])
+    def health() -> Health:
+        """Report that the service is up and which model version it serves."""
+        return Health(status="ok", model_version=api.state.service.version)
+
+    @api.post(
+        "/v1/predictions",
+        response_model=PredictionResult,
+        tags=["predictions"],
+        responses={
+            422: {"description": "Bad input: names the field and what was expected"}
+        },
+    )
+    async def predict(
+        patient: Annotated[
+            str,
+            Form(
+                description="The patient as JSON in the native schema: `age` (years), "
+                "`sex` (male/female), `features` (registry names in canonical units, "
+                "see configs/data.yaml) and `timeline` (earlier visits).",
+                examples=[json.dumps(PATIENT_EXAMPLE)],
+            ),
+        ],
+        ecg_header: Annotated[
+            UploadFile | None, File(description="WFDB header (.hea) of a 12-lead ECG.")
+        ] = None,
+        ecg_signal: Annotated[
+            UploadFile | None,
+            File(description="WFDB signal file (.dat) named by the header."),
+        ] = None,
+        explain: Annotated[
+            bool, Query(description="Compute reasons and modality contributions.")
+        ] = True,
+        language: Annotated[str, Query(pattern="^(en|vi)$")] = "en",
+    ) -> PredictionResult:
+        """Risk per head with band, horizon, top five reasons and modality shares."""
+        service: PredictionService = api.state.service
+        try:
+            payload = json.loads(patient)
+        except json.JSONDecodeError as error:
+            raise InputError(
+                "request", "patient", "a JSON object", "invalid JSON"
+            ) from error
+        if not isinstance(payload, dict):
+            raise InputError(
+                "request", "patient", "a JSON object", type(payload).__name__
+            )
+        ecg = None
+        if (ecg_header is None) != (ecg_signal is None):
+            raise InputError(
+                "request",
+                "ecg_header/ecg_signal",
+                "both files of the WFDB pair",
+                "only one",
+            )
+        if ecg_header is not None and ecg_signal is not None:
+            header = await _read_limited(ecg_header, max_bytes)
+            signal = await _read_limited(ecg_signal, max_bytes)
+            ecg = read_wfdb_upload(header, signal, ecg_header.filename or "upload")
+        record, warnings = service.record(payload, ecg)
+        return service.predict(record, explain=explain, warnings=warnings)
+
+    return api
+
+
+async def _read_limited(upload: UploadFile, max_bytes: int) -> bytes:
+    content = await upload.read(max_bytes + 1)
+    if len(content) > max_bytes:
+        raise HTTPException(
+            status_code=413,
+            detail=f"{upload.filename}: larger than the {max_bytes // 2**20} MB limit",
+        )
+    return content

@@ -1,0 +1,312 @@
+"""The ``cardiorisk`` command line: prepare, train, predict, serve, demo."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ingest.config import PROJECT_ROOT, data_dir, load_data_config
+from ingest.errors import CardioriskError
+
+cli = typer.Typer(
+    help="cardiorisk: multimodal cardiovascular risk, trained federatedly.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+REPORTS_DIR = PROJECT_ROOT / "reports"
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _fail(error: Exception) -> None:
+    console.print(f"[bold red]error:[/] {error}")
+    raise typer.Exit(code=2)
+
+
+@cli.command()
+def prepare(
+    force: Annotated[
+        bool, typer.Option(help="Rebuild even if the store exists.")
+    ] = False,
+) -> None:
+    """Build the cohort store from the real data (CARDIORISK_DATA)."""
+    from ingest.cohort import MANIFEST, read_sources, write_cohort
+
+    config = load_data_config()
+    out = config.cohort_path()
+    if (out / MANIFEST).is_file() and not force:
+        console.print(f"cohort store already at {out} (use --force to rebuild)")
+        return
+    sources = ["uci_heart_disease", "framingham", "stroke_table", "vitaldb", "ptbxl"]
+    try:
+        with _progress() as progress:
+            task = progress.add_task(
+                f"reading real data from {data_dir()}", total=len(sources)
+            )
+            records, quarantine, hashes = read_sources(
+                config, data_dir(), on_source=lambda name: progress.advance(task)
+            )
+            manifest = write_cohort(
+                records, quarantine, hashes, out, config.feature_names
+            )
+    except CardioriskError as error:
+        _fail(error)
+    table = Table(title=f"cohort store {out}")
+    for column in (
+        "site",
+        "records",
+        "patients",
+        "train/val/test",
+        "labels (positive)",
+    ):
+        table.add_column(column)
+    for site, summary in manifest["sites"].items():
+        splits = summary["splits"]
+        labels = ", ".join(
+            f"{head} {v['n']} ({v['positive']})"
+            for head, v in summary["labels"].items()
+        )
+        table.add_row(
+            site,
+            str(summary["records"]),
+            str(summary["patients"]),
+            "/".join(str(splits.get(s, 0)) for s in ("train", "validation", "test")),
+            labels,
+        )
+    console.print(table)
+    console.print(
+        f"quarantined items (with reasons in quarantine.jsonl): {len(quarantine)}"
+    )
+
+
+@cli.command()
+def train(
+    rounds: Annotated[
+        int | None, typer.Option(help="Federated rounds (config default).")
+    ] = None,
+    sites: Annotated[
+        str | None, typer.Option(help="Comma-separated subset of sites (default: all).")
+    ] = None,
+    centralised: Annotated[
+        bool, typer.Option(help="Also train the pooled model for comparison.")
+    ] = True,
+    verbose: Annotated[bool, typer.Option(help="Show Flower's own logs.")] = False,
+) -> None:
+    """Train federatedly (Flower simulation), evaluate, register a model version."""
+    from app.pipeline import train_and_evaluate
+    from app.settings import load_settings
+    from federated.config import load_federated_config
+    from fusion.config import load_model_config, load_training_config
+
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if not verbose:
+        for name in ("flwr", "ray", "lightning", "alembic"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    data = load_data_config()
+    federated = load_federated_config()
+    if rounds is not None:
+        federated = federated.model_copy(update={"num_rounds": rounds})
+    command = "cardiorisk train" + "".join(
+        f" {arg}" for arg in sys.argv[2:]
+    )  # as typed, for the report
+    try:
+        with _progress() as progress:
+            task = progress.add_task("starting", total=None)
+            version = train_and_evaluate(
+                data,
+                load_model_config(),
+                load_training_config(),
+                federated,
+                data.cohort_path(),
+                load_settings().models_path(),
+                REPORTS_DIR,
+                sites=sites.split(",") if sites else None,
+                centralised=centralised,
+                command=command,
+                on_step=lambda text: progress.update(task, description=text),
+            )
+    except CardioriskError as error:
+        _fail(error)
+    console.print((REPORTS_DIR / "evaluation.md").read_text(encoding="utf-8"))
+    console.print(f"model version [bold]{version}[/] registered and current")
+
+
+@cli.command()
+def predict(
+    patient: Annotated[Path, typer.Argument(help="Patient JSON in the native schema.")],
+    ecg: Annotated[
+        Path | None,
+        typer.Option(help="WFDB record path (.hea, with its .dat beside it)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    version: Annotated[
+        str | None, typer.Option(help="Model version (default current).")
+    ] = None,
+) -> None:
+    """Risk per head, band, top five reasons and modality contributions."""
+    from app.service import PredictionService
+    from app.settings import load_settings
+    from ingest.ecg import read_wfdb
+
+    started = time.perf_counter()
+    try:
+        if not patient.is_file():
+            raise CardioriskError(f"{patient}: no such file")
+        try:
+            payload = json.loads(patient.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise CardioriskError(
+                f"{patient.name}: expected a JSON object, found invalid JSON "
+                f"(line {error.lineno})"
+            ) from error
+        service = PredictionService(load_settings().models_path(), version)
+        signal = read_wfdb(ecg) if ecg is not None else None
+        record, warnings = service.record(payload, signal, patient.name)
+        result = service.predict(record, warnings=warnings)
+    except CardioriskError as error:
+        _fail(error)
+    elapsed = time.perf_counter() - started
+    if as_json:
+        print(result.model_dump_json(indent=2))
+        return
+    console.print(
+        f"model version {result.model_version}; modalities used: "
+        f"{', '.join(result.modalities_used)}; missing: "
+        f"{', '.join(result.modalities_missing) or 'none'}"
+    )
+    for head in result.risks:
+        horizon = (
+            f"within {head.horizon_years:g} years"
+            if head.horizon_years
+            else "present now"
+        )
+        colour = {"low": "green", "moderate": "yellow", "high": "bold red"}[head.band]
+        console.print(
+            f"\n[bold]{head.label}[/]: {head.percent:.1f}% "
+            f"[{colour}]{head.band}[/] ({horizon})"
+        )
+        for reason in head.reasons:
+            value = "" if reason.value is None else f" = {reason.value:g} {reason.unit}"
+            console.print(
+                f"  {'+' if reason.direction == 'raises' else '-'} "
+                f"{reason.label}{value} "
+                f"({reason.direction} risk, {reason.attribution:+.3f})"
+            )
+        shares = ", ".join(
+            f"{name} {value * 100:+.1f} pts"
+            for name, value in head.modality_contributions.items()
+        )
+        console.print(f"  modality contributions: {shares}")
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    console.print(f"\nanswered in {elapsed:.2f} s")
+
+
+@cli.command()
+def serve(
+    dashboard: Annotated[
+        bool, typer.Option(help="Also start the Streamlit dashboard.")
+    ] = True,
+) -> None:
+    """Serve the API (and the dashboard) on localhost until interrupted."""
+    from app.settings import load_settings
+
+    settings = load_settings()
+    api_url = f"http://{settings.api_host}:{settings.api_port}"
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable, "-m", "uvicorn", "app.api:create_app", "--factory",
+                "--host", settings.api_host, "--port", str(settings.api_port),
+            ],
+            cwd=PROJECT_ROOT,
+        )
+    ]  # fmt: skip
+    if dashboard:
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable, "-m", "streamlit", "run",
+                    str(PROJECT_ROOT / "app" / "dashboard.py"),
+                    "--server.address", settings.api_host,
+                    "--server.port", str(settings.dashboard_port),
+                    "--server.headless", "true",
+                    "--browser.gatherUsageStats", "false",
+                ],
+                cwd=PROJECT_ROOT,
+                env={**os.environ, "CARDIORISK_API_URL": api_url},
+            )
+        )  # fmt: skip
+    console.print(f"API:       {api_url}  (OpenAPI: {api_url}/docs)")
+    if dashboard:
+        console.print(
+            f"Dashboard: http://{settings.api_host}:{settings.dashboard_port}"
+        )
+    console.print("Ctrl+C stops both.")
+    try:
+        while all(process.poll() is None for process in processes):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)
+    failed = [p.args for p in processes if p.returncode not in (0, None, -15)]
+    if failed:
+        console.print(f"[red]stopped:[/] {shlex.join(map(str, failed[0]))}")
+        raise typer.Exit(code=1)
+
+
+@cli.command()
+def demo(
+    rounds: Annotated[
+        int | None, typer.Option(help="Federated rounds (config default).")
+    ] = None,
+) -> None:
+    """Prepare data, train if no model version exists, serve API and dashboard."""
+    from app.settings import load_settings
+    from fusion.versions import current_version
+
+    prepare(force=False)
+    version = current_version(load_settings().models_path())
+    if version is None:
+        train(rounds=rounds, sites=None, centralised=True, verbose=False)
+    else:
+        console.print(f"reusing model version {version} (delete var/models to retrain)")
+    serve(dashboard=True)
+
+
+def main() -> None:
+    """Entry point of the ``cardiorisk`` console script."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

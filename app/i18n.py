@@ -1,0 +1,140 @@
+"""The message catalog: every user-facing string, in English and Vietnamese.
+
+Catalogs live in ``app/locales/<language>.yaml`` as nested mappings and are addressed
+with dotted keys (``head.acute_mi``). A key missing from a non-English catalog falls
+back to English; a key missing from English too is an error, never shown as the key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from ingest.errors import CardioriskError
+
+logger = logging.getLogger(__name__)
+
+LANGUAGES = ("en", "vi")
+DEFAULT_LANGUAGE = "en"
+LOCALES_DIR = Path(__file__).resolve().parent / "locales"
+
+
+def translate(key: str, language: str = DEFAULT_LANGUAGE, **values: Any) -> str:
+    """Return the message for ``key`` in ``language``, formatted with ``values``.
+
+    Parameters
+    ----------
+    key : str
+        Dotted message key, e.g. ``"head.stroke"``.
+    language : str
+        One of `LANGUAGES`. A key the language lacks falls back to English.
+    **values
+        Placeholder values, applied with `str.format`.
+
+    Returns
+    -------
+    str
+        The formatted message.
+
+    Raises
+    ------
+    ValueError
+        When ``language`` is not one of `LANGUAGES`.
+    KeyError
+        When no catalog holds ``key``, or the message needs a value not given.
+    """
+    template = _lookup(key, language)
+    try:
+        return template.format(**values)
+    except KeyError as error:
+        raise KeyError(
+            f"message '{key}' ({language}) needs the value {error.args[0]!r}; "
+            f"given: {sorted(values) or 'none'}"
+        ) from error
+
+
+def has_message(key: str, language: str = DEFAULT_LANGUAGE) -> bool:
+    """Return whether ``key`` resolves in ``language`` (English fallback included)."""
+    try:
+        _lookup(key, language)
+    except KeyError:
+        return False
+    return True
+
+
+def catalog(language: str) -> Mapping[str, str]:
+    """Return one language's own messages as a read-only flat mapping.
+
+    Parameters
+    ----------
+    language : str
+        One of `LANGUAGES`.
+
+    Returns
+    -------
+    Mapping
+        Dotted key -> message template, without the English fallback.
+    """
+    _check_language(language)
+    return _load_catalog(language)
+
+
+def _lookup(key: str, language: str) -> str:
+    _check_language(language)
+    messages = _load_catalog(language)
+    if key in messages:
+        return messages[key]
+    english = _load_catalog(DEFAULT_LANGUAGE)
+    if key in english:
+        logger.debug("message %r missing from %s; using English", key, language)
+        return english[key]
+    raise KeyError(
+        f"message key '{key}' is in no catalog; add it to "
+        f"{LOCALES_DIR / (DEFAULT_LANGUAGE + '.yaml')}"
+    )
+
+
+def _check_language(language: str) -> None:
+    if language not in LANGUAGES:
+        raise ValueError(
+            f"language must be one of {', '.join(LANGUAGES)}; found {language!r}"
+        )
+
+
+@lru_cache(maxsize=len(LANGUAGES))
+def _load_catalog(language: str) -> Mapping[str, str]:
+    path = LOCALES_DIR / f"{language}.yaml"
+    if not path.is_file():
+        raise CardioriskError(f"message catalog {path} is missing")
+    with path.open(encoding="utf-8") as handle:
+        content = yaml.safe_load(handle) or {}
+    if not isinstance(content, dict):
+        raise CardioriskError(f"{path}: expected a mapping of message keys")
+    flat: dict[str, str] = {}
+    _flatten(content, "", flat, path)
+    logger.debug("loaded %d messages from %s", len(flat), path)
+    return MappingProxyType(flat)
+
+
+def _flatten(node: dict, prefix: str, out: dict[str, str], path: Path) -> None:
+    for name, value in node.items():
+        if not isinstance(name, str):
+            # YAML 1.1 reads bare yes/no/on/off keys as booleans: quote or rename.
+            raise CardioriskError(
+                f"{path}: key {name!r} under '{prefix or '<top>'}' is not a string"
+            )
+        key = f"{prefix}.{name}" if prefix else name
+        if isinstance(value, dict):
+            _flatten(value, key, out, path)
+        elif isinstance(value, str):
+            out[key] = value
+        else:
+            raise CardioriskError(
+                f"{path}: message '{key}' must be text; found {type(value).__name__}"
+            )

@@ -1,0 +1,116 @@
+"""The prediction service: one registered model version, predictions with reasons."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+
+import torch
+
+from app.schemas import HeadRisk, PredictionResult, Reason
+from explain.attributions import integrated_gradients
+from explain.contributions import modality_shapley
+from explain.reasons import reasons
+from fusion.versions import load_version
+from ingest.ecg import conform_ecg, missing_leads
+from ingest.patient_json import parse_patient
+from ingest.schema import ECG, HEADS, PatientRecord
+from modalities.batch import MODALITIES, encode_records
+
+logger = logging.getLogger(__name__)
+
+
+class PredictionService:
+    """Loads one model version and answers predictions for single patients.
+
+    Parameters
+    ----------
+    models_dir : Path
+        The model registry.
+    version : str, optional
+        A registered version id; the current one by default.
+    """
+
+    def __init__(self, models_dir: Path, version: str | None = None) -> None:
+        self.model, self.data, self.model_config, self.metadata = load_version(
+            models_dir, version
+        )
+        self.version: str = self.metadata["version"]
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        logger.info("serving model version %s", self.version)
+
+    def record(
+        self, patient: dict, ecg: ECG | None = None, source: str = "request"
+    ) -> tuple[PatientRecord, list[str]]:
+        """Validate a native-schema patient (and ECG) into a record, plus warnings."""
+        warnings = []
+        conformed = None
+        if ecg is not None:
+            conformed = conform_ecg(ecg, self.data.ecg, source)
+            absent = missing_leads(ecg, self.data.ecg)
+            if absent:
+                warnings.append(
+                    f"ECG leads missing (read as flat): {', '.join(absent)}"
+                )
+            if ecg.duration_s < self.data.ecg.duration_s:
+                warnings.append(
+                    f"ECG is {ecg.duration_s:.1f} s long; the model reads "
+                    f"{self.data.ecg.duration_s:g} s (the rest is zero-padded)"
+                )
+        return parse_patient(patient, self.data.features, source, conformed), warnings
+
+    def predict(
+        self,
+        record: PatientRecord,
+        explain: bool = True,
+        warnings: list[str] | None = None,
+    ) -> PredictionResult:
+        """Risk per head with band, horizon, top reasons and modality contributions.
+
+        Parameters
+        ----------
+        record : PatientRecord
+            A validated record (see `record`).
+        explain : bool
+            Compute Integrated Gradients reasons and modality Shapley values.
+        warnings : list of str, optional
+            Warnings from reading the input, passed through.
+        """
+        inputs = encode_records([record], self.data)
+        with torch.no_grad():
+            risks = torch.sigmoid(self.model(*inputs.forward_args()))[0]
+        contributions = modality_shapley(self.model, inputs) if explain else None
+        used = [m for i, m in enumerate(MODALITIES) if bool(inputs.modality_mask[0, i])]
+        heads = []
+        for index, head in enumerate(HEADS):
+            spec = self.model_config.heads[head]
+            risk = float(risks[index])
+            head_reasons = []
+            if explain:
+                attribution = integrated_gradients(self.model, inputs, index)
+                head_reasons = [
+                    Reason(**item) for item in reasons(attribution, record, self.data)
+                ]
+            heads.append(
+                HeadRisk(
+                    head=head,
+                    label=spec.label,
+                    risk=risk,
+                    percent=round(100 * risk, 1),
+                    band=spec.band(risk),
+                    horizon_years=spec.horizon_years,
+                    reasons=head_reasons,
+                    modality_contributions=contributions[index]
+                    if contributions
+                    else {},
+                )
+            )
+        return PredictionResult(
+            prediction_id=str(uuid.uuid4()),
+            model_version=self.version,
+            modalities_used=used,
+            modalities_missing=[m for m in MODALITIES if m not in used],
+            risks=heads,
+            warnings=list(warnings or []),
+        )

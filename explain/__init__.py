@@ -1,0 +1,1 @@
+"""Captum attributions, modality contributions and reasons for each prediction."""

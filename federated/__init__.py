@@ -1,0 +1,1 @@
+"""Flower ServerApp / ClientApp around the shared Lightning module, and the strategy."""

@@ -1,0 +1,1 @@
+"""The fused model, its heads, training, evaluation and the baseline scores."""

@@ -1,0 +1,187 @@
+"""The fused risk model: one token per present modality, attention, four heads."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fusion.config import ModelConfig
+from ingest.config import DataConfig
+from ingest.schema import HEADS
+from modalities.batch import MODALITIES
+from modalities.ecg import ECGEncoder
+from modalities.tabular import TabularEncoder
+from modalities.timeline import TimelineEncoder
+
+
+class FusedRiskModel(nn.Module):
+    """Encoders per modality, a transformer over the present tokens, a head per outcome.
+
+    A learned summary token attends over the tokens of the modalities a record
+    holds (absent ones are masked out of attention, not zero-filled), and every
+    head reads the summary token's final state.
+
+    Parameters
+    ----------
+    data : DataConfig
+        Feature registry, ECG spec and timeline settings (input shapes).
+    model : ModelConfig
+        Widths, depth, dropout and heads.
+    """
+
+    def __init__(self, data: DataConfig, model: ModelConfig) -> None:
+        super().__init__()
+        dim = model.token_dim
+        self.encoders = nn.ModuleDict(
+            {
+                "tabular": TabularEncoder(
+                    len(data.features),
+                    dim,
+                    model.tabular_encoder["hidden"],
+                    model.dropout,
+                ),
+                "ecg": ECGEncoder(
+                    len(data.ecg.leads),
+                    dim,
+                    model.ecg_encoder["channels"],
+                    model.ecg_encoder["kernel_size"],
+                ),
+                "timeline": TimelineEncoder(
+                    2 * len(data.timeline_features) + 1,
+                    dim,
+                    model.timeline_encoder["hidden"],
+                ),
+            }
+        )
+        self.modality_embedding = nn.Parameter(torch.randn(len(MODALITIES), dim) * 0.02)
+        self.summary_token = nn.Parameter(torch.zeros(1, 1, dim))
+        layer = nn.TransformerEncoderLayer(
+            d_model=dim,
+            nhead=model.fusion_heads,
+            dim_feedforward=2 * dim,
+            dropout=model.dropout,
+            batch_first=True,
+            norm_first=True,
+        )
+        self.fusion = nn.TransformerEncoder(
+            layer, num_layers=model.fusion_layers, enable_nested_tensor=False
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.heads = nn.ModuleDict({head: nn.Linear(dim, 1) for head in HEADS})
+
+    def tokens(
+        self,
+        tabular_values: torch.Tensor,
+        tabular_present: torch.Tensor,
+        ecg: torch.Tensor,
+        timeline_steps: torch.Tensor,
+        timeline_mask: torch.Tensor,
+        modality_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Encode each present modality; ``(B, M, D)`` with zeros where absent.
+
+        An encoder runs only on the records that hold its modality.
+        """
+        batch = tabular_values.shape[0]
+        dim = self.summary_token.shape[-1]
+        inputs = {
+            "tabular": (tabular_values, tabular_present),
+            "ecg": (ecg,),
+            "timeline": (timeline_steps, timeline_mask),
+        }
+        columns = []
+        for index, name in enumerate(MODALITIES):
+            rows = modality_mask[:, index].nonzero(as_tuple=True)[0]
+            token = tabular_values.new_zeros(batch, dim)
+            if rows.numel():
+                encoded = self.encoders[name](*(x[rows] for x in inputs[name]))
+                token = token.index_copy(0, rows, encoded)
+            columns.append(token + self.modality_embedding[index])
+        return torch.stack(columns, dim=1)
+
+    def fused_state(
+        self, tokens: torch.Tensor, modality_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Attend over present tokens; return the summary token's state ``(B, D)``."""
+        batch = tokens.shape[0]
+        summary = self.summary_token.expand(batch, -1, -1)
+        sequence = torch.cat([summary, tokens], dim=1)
+        keep = torch.cat(
+            [modality_mask.new_ones(batch, 1), modality_mask.bool()], dim=1
+        )
+        hidden = self.fusion(sequence, src_key_padding_mask=~keep)
+        return self.norm(hidden[:, 0])
+
+    def forward(
+        self,
+        tabular_values: torch.Tensor,
+        tabular_present: torch.Tensor,
+        ecg: torch.Tensor,
+        timeline_steps: torch.Tensor,
+        timeline_mask: torch.Tensor,
+        modality_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Return logits ``(B, len(HEADS))`` for a batch of model inputs."""
+        tokens = self.tokens(
+            tabular_values,
+            tabular_present,
+            ecg,
+            timeline_steps,
+            timeline_mask,
+            modality_mask,
+        )
+        state = self.fused_state(tokens, modality_mask)
+        return torch.cat([self.heads[head](state) for head in HEADS], dim=1)
+
+
+def masked_multitask_loss(
+    logits: torch.Tensor, labels: torch.Tensor, label_mask: torch.Tensor
+) -> torch.Tensor:
+    """Binary cross-entropy averaged per head over the records labelled for it.
+
+    A record contributes only to the heads it has labels for; heads with no
+    labelled record in the batch contribute nothing.
+
+    Parameters
+    ----------
+    logits, labels : torch.Tensor
+        ``(B, H)`` logits and 0/1 targets.
+    label_mask : torch.Tensor
+        ``(B, H)`` bool, True where the target is known.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss (sum over heads of each head's mean).
+    """
+    weights = label_mask.float()
+    losses = nn.functional.binary_cross_entropy_with_logits(
+        logits, labels, reduction="none"
+    )
+    per_head = (losses * weights).sum(dim=0) / weights.sum(dim=0).clamp(min=1.0)
+    return per_head.sum()
+
+
+def drop_modalities(
+    modality_mask: torch.Tensor,
+    probability: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Hide each present modality with ``probability``, always keeping one per record.
+
+    Returns
+    -------
+    torch.Tensor
+        A new bool mask, a subset of ``modality_mask``.
+    """
+    if probability <= 0:
+        return modality_mask
+    present = modality_mask.bool()
+    draw = torch.rand(present.shape, generator=generator, device=present.device)
+    kept = present & (draw >= probability)
+    # Records that lost every modality keep their highest-scoring present one.
+    empty = ~kept.any(dim=1) & present.any(dim=1)
+    if empty.any():
+        choice = torch.where(present, draw, torch.full_like(draw, -1.0)).argmax(dim=1)
+        kept[empty, choice[empty]] = True
+    return kept

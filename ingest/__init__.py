@@ -1,0 +1,1 @@
+"""Readers turning source files into harmonised `PatientRecord`s; the cohort store."""

@@ -1,0 +1,182 @@
+"""Typed configuration for data sources, sites, splits and the feature registry."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field, model_validator
+
+from ingest.errors import CardioriskError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = PROJECT_ROOT / "configs"
+
+
+def load_yaml(name: str, config_dir: Path | None = None) -> dict[str, Any]:
+    """Read one YAML file of the config directory.
+
+    Parameters
+    ----------
+    name : str
+        File name without the ``.yaml`` suffix (e.g. ``"data"``).
+    config_dir : Path, optional
+        Directory to read from; ``configs/`` of the project by default, or
+        ``CARDIORISK_CONFIG_DIR`` when set.
+
+    Returns
+    -------
+    dict
+        The parsed mapping.
+    """
+    directory = config_dir or Path(os.environ.get("CARDIORISK_CONFIG_DIR", CONFIG_DIR))
+    path = directory / f"{name}.yaml"
+    if not path.is_file():
+        raise CardioriskError(f"config file {path} is missing; expected a YAML mapping")
+    with path.open(encoding="utf-8") as handle:
+        content = yaml.safe_load(handle) or {}
+    if not isinstance(content, dict):
+        raise CardioriskError(f"{path}: expected a YAML mapping at the top level")
+    return content
+
+
+def data_dir() -> Path:
+    """Return the real-data folder (``CARDIORISK_DATA``, default ``../shared/data``)."""
+    default = PROJECT_ROOT.parent / "shared" / "data"
+    return Path(os.environ.get("CARDIORISK_DATA", default)).resolve()
+
+
+class FeatureSpec(BaseModel):
+    """One tabular feature: its canonical unit, normalisation and plausible range."""
+
+    label: str
+    unit: str
+    center: float
+    scale: float = Field(gt=0)
+    range: tuple[float, float]
+    loinc: str | None = None
+
+    def normalise(self, value: float) -> float:
+        """Map a value in the canonical unit to a unit-free model input."""
+        return (value - self.center) / self.scale
+
+    def is_plausible(self, value: float) -> bool:
+        """Return whether a value lies inside the plausible range."""
+        return self.range[0] <= value <= self.range[1]
+
+
+class UCISource(BaseModel):
+    """UCI Heart Disease: one file per hospital."""
+
+    enabled: bool = True
+    sites: dict[str, str]
+
+
+class FraminghamSource(BaseModel):
+    """Framingham teaching set: exams as a timeline, incident stroke as label."""
+
+    enabled: bool = True
+    file: str
+    site: str
+    stroke_horizon_years: float = Field(gt=0)
+
+
+class TableSource(BaseModel):
+    """A single-table, single-site source."""
+
+    enabled: bool = True
+    file: str
+    site: str
+
+
+class PTBXLSource(BaseModel):
+    """PTB-XL subset: WFDB ECGs with SCP-ECG statements."""
+
+    enabled: bool = True
+    dir: str
+    site_prefix: str
+    test_folds: list[int]
+    validation_folds: list[int]
+
+
+class VitalDBSource(TableSource):
+    """VitalDB cases table with the post-operative proxy label."""
+
+    departments: list[str]
+    prolonged_stay_quantile: float = Field(gt=0, lt=1)
+    max_stay_days: float = Field(gt=0)
+
+
+class Sources(BaseModel):
+    """Every configured source."""
+
+    uci_heart_disease: UCISource
+    framingham: FraminghamSource
+    stroke_table: TableSource
+    ptbxl: PTBXLSource
+    vitaldb: VitalDBSource
+
+
+class ECGSpec(BaseModel):
+    """The ECG the model reads: leads, sampling frequency and duration."""
+
+    fs: float = Field(gt=0)
+    duration_s: float = Field(gt=0)
+    leads: list[str]
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples per lead."""
+        return int(round(self.fs * self.duration_s))
+
+
+class SplitFractions(BaseModel):
+    """Patient-wise split fractions."""
+
+    train: float
+    validation: float
+    test: float
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitFractions:
+        total = self.train + self.validation + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"split fractions must sum to 1, found {total}")
+        return self
+
+
+class DataConfig(BaseModel):
+    """The whole of ``configs/data.yaml``."""
+
+    cohort_dir: str
+    seed: int
+    split: SplitFractions
+    sources: Sources
+    ecg: ECGSpec
+    features: dict[str, FeatureSpec]
+    timeline_features: list[str]
+    max_timeline_steps: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _timeline_in_registry(self) -> DataConfig:
+        unknown = [name for name in self.timeline_features if name not in self.features]
+        if unknown:
+            raise ValueError(f"timeline_features not in the registry: {unknown}")
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Feature names in registry order (the tabular vector's order)."""
+        return list(self.features)
+
+    def cohort_path(self) -> Path:
+        """Cohort store directory (``CARDIORISK_COHORT`` overrides the config)."""
+        path = Path(os.environ.get("CARDIORISK_COHORT", self.cohort_dir))
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def load_data_config(config_dir: Path | None = None) -> DataConfig:
+    """Load and validate ``configs/data.yaml``."""
+    return DataConfig.model_validate(load_yaml("data", config_dir))

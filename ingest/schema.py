@@ -1,0 +1,98 @@
+"""The one record schema every reader produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+HEADS = ("acute_mi", "stroke", "postop", "heart_disease")
+SPLITS = ("train", "validation", "test")
+
+
+@dataclass
+class ECG:
+    """A multi-lead ECG.
+
+    Attributes
+    ----------
+    signal : np.ndarray
+        Leads x samples, in millivolts.
+    fs : float
+        Sampling frequency in Hz.
+    lead_names : list of str
+        Lead names in the order of the signal's rows (``I``, ``II``, ..., ``V6``).
+    """
+
+    signal: np.ndarray
+    fs: float
+    lead_names: list[str]
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the recording in seconds."""
+        return self.signal.shape[1] / self.fs
+
+
+@dataclass
+class TimelineStep:
+    """One earlier visit of an EHR timeline.
+
+    Attributes
+    ----------
+    years_before : float
+        Time of the visit before the record's index time, in years (>= 0).
+    values : dict
+        Feature name -> value in the canonical unit of the registry.
+    """
+
+    years_before: float
+    values: dict[str, float]
+
+
+@dataclass
+class PatientRecord:
+    """One patient's data at one time, from one site.
+
+    Attributes
+    ----------
+    record_id : str
+        Identifier unique within the cohort (source prefix + source row id).
+    patient_id : str
+        Pseudonymous patient key used for patient-wise splits.
+    site : str
+        The data holder (a federated SuperNode serves one site).
+    source : str
+        The reader that produced the record.
+    features : dict
+        Tabular features in canonical units, keyed by registry name; absent
+        features are simply not in the mapping.
+    ecg : ECG, optional
+        The 12-lead ECG, if any.
+    timeline : list of TimelineStep
+        Earlier visits, most recent first; empty when there is no history.
+    labels : dict
+        Head name -> 0/1, only for the heads this record has a label for.
+    split : str
+        ``train``, ``validation`` or ``test``.
+    """
+
+    record_id: str
+    patient_id: str
+    site: str
+    source: str
+    features: dict[str, float] = field(default_factory=dict)
+    ecg: ECG | None = None
+    timeline: list[TimelineStep] = field(default_factory=list)
+    labels: dict[str, int] = field(default_factory=dict)
+    split: str = "train"
+
+    @property
+    def modalities(self) -> list[str]:
+        """Names of the modalities this record holds."""
+        present = ["tabular"] if self.features else []
+        if self.ecg is not None:
+            present.append("ecg")
+        if self.timeline:
+            present.append("timeline")
+        return present

@@ -1,0 +1,78 @@
+"""The Kaggle stroke table: prevalent stroke from demographics, history and labs."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pandas as pd
+
+from ingest.config import FeatureSpec
+from ingest.errors import InputError, QuarantineItem
+from ingest.features import FeatureWriter
+from ingest.schema import PatientRecord
+
+REQUIRED = ["id", "gender", "age", "hypertension", "heart_disease",
+            "avg_glucose_level", "bmi", "smoking_status", "stroke"]  # fmt: skip
+
+
+def read_stroke_table(
+    path: Path,
+    site: str,
+    registry: dict[str, FeatureSpec],
+    quarantine: list[QuarantineItem],
+) -> list[PatientRecord]:
+    """Read ``healthcare-dataset-stroke-data.csv`` into records labelled for ``stroke``.
+
+    ``N/A`` BMI and ``Unknown`` smoking status are missing; the one ``Other``
+    gender leaves sex unset. The label is prevalent stroke (the table has no
+    time axis), which the model card states.
+
+    Parameters
+    ----------
+    path : Path
+        The CSV file.
+    site : str
+        Site name.
+    registry : dict
+        Feature registry.
+    quarantine : list
+        Receives implausible values with reasons.
+
+    Returns
+    -------
+    list of PatientRecord
+    """
+    table = pd.read_csv(path, na_values=["N/A", ""])
+    missing = [column for column in REQUIRED if column not in table.columns]
+    if missing:
+        raise InputError(
+            path.name, "columns", f"columns {REQUIRED}", f"missing {missing}"
+        )
+    writer = FeatureWriter(registry, "stroke_table", quarantine)
+    records = []
+    for row in table.itertuples(index=False):
+        record_id = f"{site}:{row.id}"
+        features: dict[str, float] = {}
+        put = functools.partial(writer.put, features, record_id)
+        put("age", row.age)
+        if row.gender in ("Male", "Female"):
+            put("sex_male", float(row.gender == "Male"))
+        put("hypertension", row.hypertension)
+        put("prior_chd", row.heart_disease)
+        put("glucose", row.avg_glucose_level)
+        put("bmi", row.bmi)
+        if row.smoking_status in ("smokes", "formerly smoked", "never smoked"):
+            put("current_smoker", float(row.smoking_status == "smokes"))
+            put("former_smoker", float(row.smoking_status == "formerly smoked"))
+        records.append(
+            PatientRecord(
+                record_id=record_id,
+                patient_id=record_id,
+                site=site,
+                source="stroke_table",
+                features=features,
+                labels={"stroke": int(row.stroke)},
+            )
+        )
+    return records

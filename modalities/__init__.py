@@ -1,0 +1,1 @@
+"""One encoder per modality, and the tensors each one reads."""

@@ -1,0 +1,72 @@
+"""Tabular modality: clinical and lab features with missingness indicators."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ingest.config import FeatureSpec
+from ingest.schema import PatientRecord
+
+
+def tabular_arrays(
+    records: Sequence[PatientRecord], registry: dict[str, FeatureSpec]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised feature values and presence flags, registry order.
+
+    Parameters
+    ----------
+    records : sequence of PatientRecord
+    registry : dict
+        Feature registry; its order is the vector's order.
+
+    Returns
+    -------
+    values : np.ndarray
+        ``(n_records, n_features)`` float32, 0 where a feature is missing.
+    present : np.ndarray
+        ``(n_records, n_features)`` float32, 1 where a feature was measured.
+    """
+    names = list(registry)
+    values = np.zeros((len(records), len(names)), dtype=np.float32)
+    present = np.zeros_like(values)
+    for row, record in enumerate(records):
+        for column, name in enumerate(names):
+            if name in record.features:
+                values[row, column] = registry[name].normalise(record.features[name])
+                present[row, column] = 1.0
+    return values, present
+
+
+class TabularEncoder(nn.Module):
+    """MLP over feature values and their missingness indicators, to one token.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of registry features.
+    token_dim : int
+        Width of the output token.
+    hidden : int
+        Width of the hidden layer.
+    dropout : float
+        Dropout between layers.
+    """
+
+    def __init__(
+        self, n_features: int, token_dim: int, hidden: int, dropout: float
+    ) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(2 * n_features, hidden),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, token_dim),
+        )
+
+    def forward(self, values: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Map ``(B, F)`` values and presence flags to ``(B, token_dim)`` tokens."""
+        return self.net(torch.cat([values * present, present], dim=-1))

@@ -1,0 +1,65 @@
+"""Shared fixtures: the real-data folder, a small real cohort and a model version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fusion.config import load_model_config
+from fusion.model import FusedRiskModel
+from fusion.versions import save_version
+from ingest.cohort import read_sources, write_cohort
+from ingest.config import DataConfig, data_dir, load_data_config
+
+SMALL_PTBXL = 60  # PTB-XL rows in the small cohort (ecg_id 1..60)
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The real-data folder; the suite needs it (see README, 'Data')."""
+    folder = data_dir()
+    assert (folder / "ptbxl_subset").is_dir(), (
+        f"real data not found at {folder}; set CARDIORISK_DATA"
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def data_config() -> DataConfig:
+    return load_data_config()
+
+
+@pytest.fixture(scope="session")
+def small_config(data_config: DataConfig) -> DataConfig:
+    """Config reading UCI (four hospitals) and the first PTB-XL rows only."""
+    sources = data_config.sources.model_copy(deep=True)
+    sources.framingham.enabled = False
+    sources.stroke_table.enabled = False
+    sources.vitaldb.enabled = False
+    return data_config.model_copy(update={"sources": sources})
+
+
+@pytest.fixture(scope="session")
+def small_cohort(small_config: DataConfig, real_data: Path, tmp_path_factory) -> Path:
+    """A cohort store built from real files: UCI sites plus 60 PTB-XL records."""
+    out = tmp_path_factory.mktemp("cohort")
+    records, quarantine, hashes = read_sources(
+        small_config, real_data, ptbxl_limit=SMALL_PTBXL
+    )
+    write_cohort(records, quarantine, hashes, out, small_config.feature_names)
+    return out
+
+
+@pytest.fixture(scope="session")
+def model_version(data_config: DataConfig, tmp_path_factory) -> tuple[Path, str]:
+    """A registered (untrained, seeded) model version for service and API tests."""
+    models = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    model_config = load_model_config()
+    model = FusedRiskModel(data_config, model_config)
+    version = save_version(
+        model, data_config, model_config, models, {"training": "none"}
+    )
+    return models, version
