@@ -8,7 +8,7 @@ import torch
 from captum.attr import IntegratedGradients
 
 from fusion.model import FusedRiskModel
-from modalities.batch import ModelInputs
+from modalities.batch import MODALITIES, ModelInputs
 
 N_STEPS = 32  # IG path steps; completeness error is reported per call
 
@@ -61,29 +61,60 @@ def integrated_gradients(
         raise ValueError(f"integrated_gradients explains one record; got {len(inputs)}")
     model.eval()
 
-    def forward(values, ecg, steps, present, step_mask, modality_mask):  # noqa: ANN001
-        logits = model(values, present, ecg, steps, step_mask, modality_mask)
+    # Only the modalities the record holds are attributed: an absent modality
+    # never reaches the fused state, so it has no gradient and no credit.
+    present = [bool(inputs.modality_mask[0, i]) for i in range(len(MODALITIES))]
+    names = [
+        name
+        for name, holds in zip(
+            ("tabular_values", "ecg", "timeline_steps"), present, strict=True
+        )
+        if holds
+    ]
+    explained = tuple(getattr(inputs, name) for name in names)
+    baselines = []
+    for name, tensor in zip(names, explained, strict=True):
+        baseline = torch.zeros_like(tensor)
+        if name == "timeline_steps":
+            # Keep each visit's time gap: only the visit's values are attributed.
+            baseline[..., -1] = tensor[..., -1]
+        baselines.append(baseline)
+
+    def forward(*varying: torch.Tensor) -> torch.Tensor:
+        arguments = {
+            name: getattr(inputs, name).expand(
+                varying[0].shape[0], *[-1] * (getattr(inputs, name).dim() - 1)
+            )
+            for name, _ in inputs.items()
+        }
+        arguments.update(zip(names, varying, strict=True))
+        logits = model(
+            arguments["tabular_values"],
+            arguments["tabular_present"],
+            arguments["ecg"],
+            arguments["timeline_steps"],
+            arguments["timeline_mask"],
+            arguments["modality_mask"],
+        )
         return logits[:, head_index]
 
-    explained = (inputs.tabular_values, inputs.ecg, inputs.timeline_steps)
-    baselines = tuple(torch.zeros_like(x) for x in explained)
-    # Keep the time-gap input of each real visit: only values are attributed.
-    steps_baseline = baselines[2].clone()
-    steps_baseline[..., -1] = inputs.timeline_steps[..., -1]
-    baselines = (baselines[0], baselines[1], steps_baseline)
-    extra = (inputs.tabular_present, inputs.timeline_mask, inputs.modality_mask)
     ig = IntegratedGradients(forward)
     attributions, delta = ig.attribute(
         explained,
-        baselines=baselines,
-        additional_forward_args=extra,
+        baselines=tuple(baselines),
         n_steps=n_steps,
         internal_batch_size=n_steps,
         return_convergence_delta=True,
     )
+    found = dict(zip(names, attributions, strict=True))
     return Attribution(
-        tabular=attributions[0][0].detach(),
-        ecg=attributions[1][0].detach(),
-        timeline=attributions[2][0].detach(),
+        tabular=_first(found, "tabular_values", inputs.tabular_values),
+        ecg=_first(found, "ecg", inputs.ecg),
+        timeline=_first(found, "timeline_steps", inputs.timeline_steps),
         delta=float(delta.abs().max()),
     )
+
+
+def _first(found: dict, name: str, like: torch.Tensor) -> torch.Tensor:
+    """Attribution of one record, zeros for a modality it does not hold."""
+    return found[name][0].detach() if name in found else torch.zeros_like(like[0])

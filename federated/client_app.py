@@ -18,14 +18,13 @@ from flwr.app import (
 )
 from flwr.clientapp import ClientApp
 
-from federated.strategy import EXAMPLES_KEY, count_key
+from federated.strategy import COUNTS, EXAMPLES_KEY, WEIGHTS
 from fusion.config import load_model_config, load_training_config
-from fusion.model import FusedRiskModel
+from fusion.model import FusedRiskModel, masked_multitask_loss, training_counts
 from fusion.module import RiskModule, fit
 from ingest.cohort import load_cohort
 from ingest.config import load_data_config
-from ingest.schema import HEADS
-from modalities.batch import MODALITIES, ModelInputs, encode_records
+from modalities.batch import ModelInputs, encode_records
 
 logger = logging.getLogger(__name__)
 
@@ -38,16 +37,6 @@ def site_inputs(cohort_dir: str, site: str, split: str) -> ModelInputs:
         Path(cohort_dir), sites=[site], splits=[split], lead_names=config.ecg.leads
     )
     return encode_records(records, config)
-
-
-def example_counts(inputs: ModelInputs) -> dict[str, float]:
-    """How many examples trained each parameter group (see `parameter_group`)."""
-    counts = {EXAMPLES_KEY: float(len(inputs))}
-    for index, modality in enumerate(MODALITIES):
-        counts[count_key(modality)] = float(inputs.modality_mask[:, index].sum())
-    for index, head in enumerate(HEADS):
-        counts[count_key(f"label-{head}")] = float(inputs.label_mask[:, index].sum())
-    return counts
 
 
 def resolve_site(context: Context, config: ConfigRecord) -> tuple[str, str]:
@@ -93,12 +82,15 @@ def train(msg: Message, context: Context) -> Message:
         seed=seed,
     )
 
-    # Step 3: weights plus the example counts each parameter group was trained on.
-    metrics = example_counts(inputs)
-    metrics["train-loss"] = loss if loss == loss else 0.0
+    # Step 3: weights plus how many examples trained each parameter element.
+    metrics = {
+        EXAMPLES_KEY: float(len(inputs)),
+        "train-loss": loss if loss == loss else 0.0,
+    }
     content = RecordDict(
         {
-            "arrays": ArrayRecord(model.state_dict()),
+            WEIGHTS: ArrayRecord(model.state_dict()),
+            COUNTS: ArrayRecord(training_counts(model, inputs)),
             "metrics": MetricRecord(metrics),
             "site": ConfigRecord({"name": site}),
         }
@@ -109,8 +101,6 @@ def train(msg: Message, context: Context) -> Message:
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """Validation loss of the received model on this site's validation split."""
-    from fusion.model import masked_multitask_loss
-
     config = msg.content["config"]
     site, cohort_dir = resolve_site(context, config)
     inputs = site_inputs(cohort_dir, site, "validation")

@@ -15,7 +15,7 @@ class FederatedConfig(BaseModel):
 
     num_rounds: int = Field(gt=0)
     local_epochs: int = Field(gt=0)
-    strategy: Literal["fedavg_by_modality"]
+    strategy: Literal["fedavg_by_examples"]
     client_cpus: float = Field(gt=0)
 
 

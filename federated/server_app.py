@@ -1,4 +1,4 @@
-"""The Flower ServerApp: rounds of FedAvg-by-modality over the sites."""
+"""The Flower ServerApp: rounds of count-weighted FedAvg over the sites."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from federated.config import FederatedConfig
-from federated.strategy import FedAvgByModality
+from federated.strategy import FedAvgByExamples
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +43,12 @@ def make_server_app(
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        strategy = FedAvgByModality(
-            fraction_train=1.0, min_train_nodes=1, min_available_nodes=len(sites)
+        strategy = FedAvgByExamples(
+            num_rounds=federated.num_rounds,
+            fraction_train=1.0,
+            min_train_nodes=len(sites),
+            min_available_nodes=len(sites),
         )
-        strategy.num_rounds = federated.num_rounds
         outcome = strategy.start(
             grid=grid,
             initial_arrays=initial,

@@ -65,7 +65,10 @@ def train_federated(
         },
         verbose_logging=verbose,
     )
-    if "arrays" not in result or result["arrays"] is None:
-        raise CardioriskError("federated training ended without a global model")
+    if not result.get("train_metrics"):
+        raise CardioriskError(
+            "federated training failed: no site returned a usable update in any "
+            "round (run `cardiorisk train --verbose` to see each client's error)"
+        )
     model.load_state_dict(result["arrays"].to_torch_state_dict())
     return {"train_metrics": result.get("train_metrics", {})}

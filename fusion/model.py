@@ -8,7 +8,7 @@ from torch import nn
 from fusion.config import ModelConfig
 from ingest.config import DataConfig
 from ingest.schema import HEADS
-from modalities.batch import MODALITIES
+from modalities.batch import MODALITIES, ModelInputs
 from modalities.ecg import ECGEncoder
 from modalities.tabular import TabularEncoder
 from modalities.timeline import TimelineEncoder
@@ -18,8 +18,10 @@ class FusedRiskModel(nn.Module):
     """Encoders per modality, a transformer over the present tokens, a head per outcome.
 
     A learned summary token attends over the tokens of the modalities a record
-    holds (absent ones are masked out of attention, not zero-filled), and every
-    head reads the summary token's final state.
+    holds (absent ones are masked out of attention, not zero-filled). Every head
+    reads the summary token's final state together with the present tokens
+    themselves (absent ones as zeros), so it can weigh each modality's own
+    evidence beside the fused one.
 
     Parameters
     ----------
@@ -67,7 +69,12 @@ class FusedRiskModel(nn.Module):
             layer, num_layers=model.fusion_layers, enable_nested_tensor=False
         )
         self.norm = nn.LayerNorm(dim)
-        self.heads = nn.ModuleDict({head: nn.Linear(dim, 1) for head in HEADS})
+        # Each head reads the fused state and, beside it, every present token
+        # directly: a modality's own evidence reaches a head even when the shared
+        # fusion layers were shaped mostly by sites without that modality.
+        self.heads = nn.ModuleDict(
+            {head: nn.Linear(dim * (1 + len(MODALITIES)), 1) for head in HEADS}
+        )
 
     def tokens(
         self,
@@ -131,7 +138,9 @@ class FusedRiskModel(nn.Module):
             modality_mask,
         )
         state = self.fused_state(tokens, modality_mask)
-        return torch.cat([self.heads[head](state) for head in HEADS], dim=1)
+        present = tokens * modality_mask.unsqueeze(-1).to(tokens.dtype)
+        features = torch.cat([state, present.flatten(start_dim=1)], dim=1)
+        return torch.cat([self.heads[head](features) for head in HEADS], dim=1)
 
 
 def masked_multitask_loss(
@@ -185,3 +194,47 @@ def drop_modalities(
         choice = torch.where(present, draw, torch.full_like(draw, -1.0)).argmax(dim=1)
         kept[empty, choice[empty]] = True
     return kept
+
+
+def training_counts(
+    model: FusedRiskModel, inputs: ModelInputs
+) -> dict[str, torch.Tensor]:
+    """How many examples trained each parameter element, broadcastable to its shape.
+
+    Sites hold different modalities, labels and features, and a parameter only
+    learns from the records that reach it: a modality encoder from records
+    holding that modality, a head from records labelled for it, and each input
+    column of the tabular encoder's first layer from records where that feature
+    was measured (an absent feature enters as 0 and gets no gradient). Everything
+    else learns from every record. Federated aggregation weights by these counts.
+
+    Parameters
+    ----------
+    model : FusedRiskModel
+    inputs : ModelInputs
+        The site's training inputs.
+
+    Returns
+    -------
+    dict
+        State-dict name -> count tensor of the parameter's rank.
+    """
+    modality_counts = inputs.modality_mask.sum(dim=0).float()
+    label_counts = inputs.label_mask.sum(dim=0).float()
+    feature_counts = inputs.tabular_present.sum(dim=0).float()
+    first_layer = model.encoders["tabular"].net[0].weight
+    counts = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        parts = name.split(".")
+        if tensor is first_layer:
+            count = torch.cat([feature_counts, feature_counts]).unsqueeze(0)
+        elif parts[0] == "encoders":
+            count = modality_counts[MODALITIES.index(parts[1])]
+        elif parts[0] == "heads":
+            count = label_counts[HEADS.index(parts[1])]
+        else:
+            count = torch.tensor(float(len(inputs)))
+        counts[name] = count.reshape(
+            [1] * (tensor.dim() - count.dim()) + list(count.shape)
+        )
+    return counts

@@ -1,0 +1,79 @@
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api import create_app
+from app.settings import AppSettings
+
+RECORD = "ptbxl_subset/records100/00000/00008_lr"
+
+
+@pytest.fixture(scope="module")
+def client(model_version):
+    models, _ = model_version
+    settings = AppSettings(models_dir=str(models), max_upload_mb=1)
+    return TestClient(create_app(settings))
+
+
+def test_health_and_openapi(client, model_version):
+    assert client.get("/health").json() == {
+        "status": "ok",
+        "model_version": model_version[1],
+    }
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/v1/predictions" in paths and "/health" in paths
+
+
+def test_prediction_with_ecg_upload(client, real_data):
+    base = real_data / RECORD
+    response = client.post(
+        "/v1/predictions",
+        data={"patient": json.dumps({"age": 74, "sex": "male"})},
+        files={
+            "ecg_header": ("00008_lr.hea", base.with_suffix(".hea").read_bytes()),
+            "ecg_signal": ("00008_lr.dat", base.with_suffix(".dat").read_bytes()),
+        },
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [r["head"] for r in body["risks"]] == [
+        "acute_mi", "stroke", "postop", "heart_disease",
+    ]  # fmt: skip
+    assert body["modalities_used"] == ["tabular", "ecg"]
+    assert body["modalities_missing"] == ["timeline"]
+    mi = body["risks"][0]
+    assert 0 <= mi["risk"] <= 1 and mi["band"] in {"low", "moderate", "high"}
+    assert len(mi["reasons"]) == 5
+    assert set(mi["modality_contributions"]) == {"tabular", "ecg"}
+
+
+@pytest.mark.parametrize(
+    ("data", "files", "needle"),
+    [
+        ({"patient": "{not json"}, None, "field 'patient'"),
+        ({"patient": "[1, 2]"}, None, "a JSON object"),
+        ({"patient": json.dumps({"features": {"sbp": 1}})}, None, "features.sbp"),
+        ({"patient": json.dumps({"age": 500})}, None, "field 'age'"),
+        ({"patient": "{}"}, {"ecg_header": ("a.hea", b"x 1 100 10\n")}, "both files"),
+        (
+            {"patient": "{}"},
+            {"ecg_header": ("a.hea", b""), "ecg_signal": ("a.dat", b"\x00")},
+            "empty file",
+        ),
+    ],
+)
+def test_bad_input_gets_a_clear_422(client, data, files, needle):
+    response = client.post("/v1/predictions", data=data, files=files)
+    assert response.status_code == 422
+    assert needle in response.json()["detail"]
+
+
+def test_oversized_upload_is_refused(client):
+    big = b"\x00" * (2 * 1024 * 1024)
+    response = client.post(
+        "/v1/predictions",
+        data={"patient": "{}"},
+        files={"ecg_header": ("a.hea", b"a 1 100 10\n"), "ecg_signal": ("a.dat", big)},
+    )
+    assert response.status_code == 413

@@ -1,0 +1,63 @@
+"""Real files in, federated training over several sites, a prediction via the API."""
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api import create_app
+from app.pipeline import train_and_evaluate
+from app.settings import AppSettings
+from federated.config import FederatedConfig
+from fusion.config import load_model_config, load_training_config
+from ingest.cohort import read_manifest
+
+SITES = ["uci_cleveland", "uci_hungarian", "uci_va_long_beach", "ptbxl_site0"]
+
+
+@pytest.mark.slow
+def test_federated_training_then_prediction(
+    small_cohort, small_config, real_data, tmp_path
+):
+    assert set(SITES) <= set(read_manifest(small_cohort)["sites"])
+    models, reports = tmp_path / "models", tmp_path / "reports"
+    training = load_training_config()
+    version = train_and_evaluate(
+        small_config,
+        load_model_config(),
+        training,
+        FederatedConfig(
+            num_rounds=2, local_epochs=1, strategy="fedavg_by_examples", client_cpus=1
+        ),
+        small_cohort,
+        models,
+        reports,
+        sites=SITES,
+        centralised=True,
+        command="pytest tests/test_end_to_end.py",
+    )
+
+    # The report covers the heads these sites hold, measured on held-out patients.
+    report = json.loads((reports / "evaluation.json").read_text())
+    assert report["context"]["model_version"] == version
+    heart = report["heads"]["heart_disease"]
+    assert heart["n_test"] > 50 and 0 <= heart["auroc"] <= 1
+    assert heart["auroc"] > 0.6  # learnt something in two rounds on real patients
+    assert "centralised_auroc" in heart and "baseline_auroc" in heart
+    assert "| heart_disease |" in (reports / "evaluation.md").read_text()
+
+    # The trained version answers through the API.
+    client = TestClient(create_app(AppSettings(models_dir=str(models))))
+    assert client.get("/health").json()["model_version"] == version
+    base = real_data / "ptbxl_subset/records100/00000/00008_lr"
+    response = client.post(
+        "/v1/predictions",
+        data={"patient": json.dumps({"age": 74, "sex": "male"})},
+        files={
+            "ecg_header": ("00008_lr.hea", base.with_suffix(".hea").read_bytes()),
+            "ecg_signal": ("00008_lr.dat", base.with_suffix(".dat").read_bytes()),
+        },
+    )
+    assert response.status_code == 200, response.text
+    risks = {risk["head"]: risk for risk in response.json()["risks"]}
+    assert risks["acute_mi"]["reasons"] and response.json()["model_version"] == version
