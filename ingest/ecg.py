@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import wfdb
-from scipy.signal import resample_poly
 
 from ingest.config import ECGSpec
 from ingest.errors import InputError
@@ -110,6 +109,8 @@ def conform_ecg(ecg: ECG, spec: ECGSpec, source: str = "ecg") -> ECG:
     signal = ecg.signal
     if abs(ecg.fs - spec.fs) > 1e-6:
         # Resample with a polyphase filter; fs ratios of ECGs are small rationals.
+        from scipy.signal import resample_poly  # slow to import; rarely needed
+
         up, down = _ratio(spec.fs, ecg.fs)
         signal = resample_poly(signal, up, down, axis=1).astype(np.float32)
     n = spec.n_samples
