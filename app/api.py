@@ -129,7 +129,7 @@ def create_app(
             signal = await _read_limited(ecg_signal, max_bytes)
             ecg = read_wfdb_upload(header, signal, ecg_header.filename or "upload")
         record, warnings = service.record(payload, ecg)
-        return service.predict(record, explain=explain, warnings=warnings)
+        return service.predict(record, explain, warnings, language)
 
     return api
 

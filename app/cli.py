@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -17,6 +18,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from app.i18n import translate
+from app.schemas import PredictionResult
 from ingest.config import PROJECT_ROOT, data_dir, load_data_config
 from ingest.errors import CardioriskError
 
@@ -26,6 +29,7 @@ cli = typer.Typer(
     add_completion=False,
 )
 console = Console()
+errors = Console(stderr=True)
 REPORTS_DIR = PROJECT_ROOT / "reports"
 
 
@@ -40,7 +44,8 @@ def _progress() -> Progress:
 
 
 def _fail(error: Exception) -> None:
-    console.print(f"[bold red]error:[/] {error}")
+    # soft_wrap: one line however narrow the terminal, so it can be grepped.
+    errors.print(f"[bold red]error:[/] {error}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -167,6 +172,7 @@ def predict(
     version: Annotated[
         str | None, typer.Option(help="Model version (default current).")
     ] = None,
+    language: Annotated[str, typer.Option(help="Language of names: en or vi.")] = "en",
 ) -> None:
     """Risk per head, band, top five reasons and modality contributions."""
     from app.service import PredictionService
@@ -187,44 +193,56 @@ def predict(
         service = PredictionService(load_settings().models_path(), version)
         signal = read_wfdb(ecg) if ecg is not None else None
         record, warnings = service.record(payload, signal, patient.name)
-        result = service.predict(record, warnings=warnings)
+        if language not in ("en", "vi"):
+            raise CardioriskError(f"--language: expected en or vi, found {language!r}")
+        result = service.predict(record, warnings=warnings, language=language)
     except CardioriskError as error:
         _fail(error)
     elapsed = time.perf_counter() - started
     if as_json:
         print(result.model_dump_json(indent=2))
         return
+    _print_result(result, language)
+    console.print(f"\nanswered in {elapsed:.2f} s")
+
+
+def _print_result(result: PredictionResult, language: str) -> None:
+    """Print a prediction for a person, in the chosen language."""
+    t = functools.partial(translate, language=language)
+    names = [t(f"modality.{m}") for m in result.modalities_used]
+    console.print(t("results.model_version", version=result.model_version))
+    console.print(t("results.used", modalities=", ".join(names)))
+    missing = [t(f"modality.{m}") for m in result.modalities_missing]
     console.print(
-        f"model version {result.model_version}; modalities used: "
-        f"{', '.join(result.modalities_used)}; missing: "
-        f"{', '.join(result.modalities_missing) or 'none'}"
+        t("results.missing_list", modalities=", ".join(missing))
+        if missing
+        else t("results.missing_none")
     )
     for head in result.risks:
         horizon = (
-            f"within {head.horizon_years:g} years"
+            t("horizon.years", years=f"{head.horizon_years:g}")
             if head.horizon_years
-            else "present now"
+            else t("horizon.present")
         )
         colour = {"low": "green", "moderate": "yellow", "high": "bold red"}[head.band]
         console.print(
             f"\n[bold]{head.label}[/]: {head.percent:.1f}% "
-            f"[{colour}]{head.band}[/] ({horizon})"
+            f"[{colour}]{t(f'band.{head.band}')}[/] ({horizon})"
         )
         for reason in head.reasons:
             value = "" if reason.value is None else f" = {reason.value:g} {reason.unit}"
+            sign = "+" if reason.direction == "raises" else "-"
             console.print(
-                f"  {'+' if reason.direction == 'raises' else '-'} "
-                f"{reason.label}{value} "
-                f"({reason.direction} risk, {reason.attribution:+.3f})"
+                f"  {sign} {reason.label}{value}: {t(f'results.{reason.direction}')} "
+                f"({reason.attribution:+.3f})"
             )
         shares = ", ".join(
-            f"{name} {value * 100:+.1f} pts"
+            f"{t(f'modality.{name}')} {value * 100:+.1f}"
             for name, value in head.modality_contributions.items()
         )
-        console.print(f"  modality contributions: {shares}")
+        console.print(f"  {t('results.contributions_axis')}: {shares}")
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
-    console.print(f"\nanswered in {elapsed:.2f} s")
+        console.print(f"[yellow]{t('results.warnings')}:[/] {warning}")
 
 
 @cli.command()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from app.i18n import translate
 from app.schemas import HeadRisk, PredictionResult, Reason
 from explain.attributions import integrated_gradients
 from explain.contributions import modality_shapley
@@ -65,6 +66,7 @@ class PredictionService:
         record: PatientRecord,
         explain: bool = True,
         warnings: list[str] | None = None,
+        language: str = "en",
     ) -> PredictionResult:
         """Risk per head with band, horizon, top reasons and modality contributions.
 
@@ -76,6 +78,8 @@ class PredictionService:
             Compute Integrated Gradients reasons and modality Shapley values.
         warnings : list of str, optional
             Warnings from reading the input, passed through.
+        language : str
+            Language of head and reason names (message catalog: en, vi).
         """
         inputs = encode_records([record], self.data)
         with torch.no_grad():
@@ -90,12 +94,13 @@ class PredictionService:
             if explain:
                 attribution = integrated_gradients(self.model, inputs, index)
                 head_reasons = [
-                    Reason(**item) for item in reasons(attribution, record, self.data)
+                    Reason(label=reason_label(item["name"], record, language), **item)
+                    for item in reasons(attribution, record, self.data)
                 ]
             heads.append(
                 HeadRisk(
                     head=head,
-                    label=spec.label,
+                    label=translate(f"head.{head}", language),
                     risk=risk,
                     percent=round(100 * risk, 1),
                     band=spec.band(risk),
@@ -114,3 +119,20 @@ class PredictionService:
             risks=heads,
             warnings=list(warnings or []),
         )
+
+
+def reason_label(name: str, record: PatientRecord, language: str) -> str:
+    """Clinical name of a reason from the message catalog.
+
+    ``systolic_bp`` -> "Systolic blood pressure"; ``ecg:V2`` -> "ECG lead V2";
+    ``timeline:0`` -> "Visit 2.0 years earlier" (the record's most recent visit).
+    """
+    kind, _, detail = name.partition(":")
+    if kind == "ecg":
+        return translate("reason.ecg_lead", language, lead=detail)
+    if kind == "timeline":
+        years = f"{record.timeline[int(detail)].years_before:.1f}"
+        if language == "vi":
+            years = years.replace(".", ",")
+        return translate("reason.visit", language, years=years)
+    return translate(f"field.{name}", language)

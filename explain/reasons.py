@@ -12,14 +12,15 @@ def reasons(
 ) -> list[dict]:
     """The ``top`` inputs with the largest absolute attribution.
 
-    Tabular features are named by their registry label with the patient's value
-    and unit; the ECG is summarised per lead; the timeline per earlier visit.
+    Tabular features come with the patient's value and unit; the ECG is summed per
+    lead (``ecg:<lead>``); the timeline per earlier visit (``timeline:<n>``, the
+    n-th most recent). Clinical names are the presentation layer's to add.
 
     Returns
     -------
     list of dict
-        Keys ``name``, ``label``, ``value``, ``unit``, ``modality``,
-        ``attribution`` (logit scale) and ``direction``.
+        Keys ``name``, ``value``, ``unit``, ``modality``, ``attribution`` (logit
+        scale) and ``direction``.
     """
     items = []
     for column, name in enumerate(data.features):
@@ -28,7 +29,6 @@ def reasons(
             items.append(
                 {
                     "name": name,
-                    "label": spec.label,
                     "value": record.features[name],
                     "unit": "" if spec.unit == "flag" else spec.unit,
                     "modality": "tabular",
@@ -41,7 +41,6 @@ def reasons(
             items.append(
                 {
                     "name": f"ecg:{lead}",
-                    "label": f"ECG lead {lead}",
                     "value": None,
                     "unit": "",
                     "modality": "ecg",
@@ -51,11 +50,10 @@ def reasons(
     if record.timeline:
         per_step = attribution.timeline.sum(dim=1)
         n_slots = per_step.shape[0]
-        for offset, step in enumerate(record.timeline[:n_slots]):
+        for offset in range(min(n_slots, len(record.timeline))):
             items.append(
                 {
                     "name": f"timeline:{offset}",
-                    "label": f"Visit {step.years_before:.1f} years earlier",
                     "value": None,
                     "unit": "",
                     "modality": "timeline",

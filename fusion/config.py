@@ -11,9 +11,8 @@ from ingest.schema import HEADS
 
 
 class HeadSpec(BaseModel):
-    """One outcome head: its label, horizon (years) and risk bands."""
+    """One outcome head: its horizon (years) and risk bands."""
 
-    label: str
     horizon_years: float = Field(ge=0)
     bands: tuple[float, float]
 

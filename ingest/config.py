@@ -49,9 +49,12 @@ def data_dir() -> Path:
 
 
 class FeatureSpec(BaseModel):
-    """One tabular feature: its canonical unit, normalisation and plausible range."""
+    """One tabular feature: its canonical unit, normalisation and plausible range.
 
-    label: str
+    Its clinical name, in each language, is in the message catalog
+    (``app/locales``, key ``field.<name>``).
+    """
+
     unit: str
     center: float
     scale: float = Field(gt=0)

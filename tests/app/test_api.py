@@ -48,6 +48,18 @@ def test_prediction_with_ecg_upload(client, real_data):
     assert set(mi["modality_contributions"]) == {"tabular", "ecg"}
 
 
+def test_names_in_vietnamese(client):
+    response = client.post(
+        "/v1/predictions?language=vi",
+        data={"patient": json.dumps({"age": 50, "features": {"systolic_bp": 160}})},
+    )
+    assert response.status_code == 200
+    risks = response.json()["risks"]
+    assert risks[1]["label"] == "Đột quỵ"
+    labels = {reason["name"]: reason["label"] for reason in risks[1]["reasons"]}
+    assert labels["systolic_bp"] == "Huyết áp tâm thu"
+
+
 @pytest.mark.parametrize(
     ("data", "files", "needle"),
     [

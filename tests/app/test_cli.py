@@ -1,0 +1,50 @@
+import json
+
+from typer.testing import CliRunner
+
+from app.cli import cli
+
+runner = CliRunner()
+RECORD = "ptbxl_subset/records100/00000/00008_lr"
+
+
+def test_predict_json_with_ecg(model_version, real_data, tmp_path, monkeypatch):
+    models, version = model_version
+    monkeypatch.setenv("CARDIORISK_MODELS_DIR", str(models))
+    patient = tmp_path / "patient.json"
+    patient.write_text(json.dumps({"age": 74, "sex": "male"}))
+    result = runner.invoke(
+        cli, ["predict", str(patient), "--ecg", str(real_data / RECORD), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["model_version"] == version
+    assert {r["head"] for r in body["risks"]} == {
+        "acute_mi", "stroke", "postop", "heart_disease",
+    }  # fmt: skip
+    assert all(len(r["reasons"]) == 5 for r in body["risks"])
+
+
+def test_predict_in_vietnamese(model_version, tmp_path, monkeypatch):
+    monkeypatch.setenv("CARDIORISK_MODELS_DIR", str(model_version[0]))
+    patient = tmp_path / "patient.json"
+    patient.write_text(json.dumps({"age": 60, "features": {"systolic_bp": 150}}))
+    result = runner.invoke(cli, ["predict", str(patient), "--language", "vi"])
+    assert result.exit_code == 0, result.output
+    assert "Nhồi máu cơ tim cấp" in result.output
+
+
+def test_predict_bad_input_is_one_clear_line(model_version, tmp_path, monkeypatch):
+    monkeypatch.setenv("CARDIORISK_MODELS_DIR", str(model_version[0]))
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    result = runner.invoke(cli, ["predict", str(broken)])
+    assert result.exit_code == 2
+    assert "broken.json: expected a JSON object" in result.output
+    assert "Traceback" not in result.output
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(json.dumps({"features": {"sbp": 1}}))
+    result = runner.invoke(cli, ["predict", str(unknown)])
+    assert result.exit_code == 2 and "features.sbp" in result.output
+    missing = runner.invoke(cli, ["predict", str(tmp_path / "absent.json")])
+    assert missing.exit_code == 2 and "no such file" in missing.output
