@@ -15,6 +15,7 @@ from explain.contributions import modality_shapley
 from explain.reasons import reasons
 from fusion.versions import load_version
 from ingest.ecg import conform_ecg, missing_leads
+from ingest.errors import InputError
 from ingest.patient_json import parse_patient
 from ingest.schema import ECG, HEADS, PatientRecord
 from modalities.batch import MODALITIES, encode_records
@@ -59,7 +60,15 @@ class PredictionService:
                     f"ECG is {ecg.duration_s:.1f} s long; the model reads "
                     f"{self.data.ecg.duration_s:g} s (the rest is zero-padded)"
                 )
-        return parse_patient(patient, self.data.features, source, conformed), warnings
+        record = parse_patient(patient, self.data.features, source, conformed)
+        if not record.modalities:
+            raise InputError(
+                source,
+                "patient",
+                "at least one feature, an ECG or an earlier visit",
+                "no data",
+            )
+        return record, warnings
 
     def predict(
         self,

@@ -71,6 +71,8 @@ def integrated_gradients(
         )
         if holds
     ]
+    if not names:
+        raise ValueError("the record holds no modality: there is nothing to attribute")
     explained = tuple(getattr(inputs, name) for name in names)
     baselines = []
     for name, tensor in zip(names, explained, strict=True):

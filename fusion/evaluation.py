@@ -41,15 +41,10 @@ def bootstrap_ci(
     tuple of float
         Lower and upper bounds (NaN when no resample had both classes).
     """
-    rng = np.random.default_rng(seed)
-    n = len(labels)
-    values = []
-    for _ in range(n_resamples):
-        index = rng.integers(0, n, n)
-        sample = labels[index]
-        if sample.min() == sample.max():
-            continue
-        values.append(metric(sample, scores[index]))
+    values = [
+        metric(labels[index], scores[index])
+        for index in _resamples(labels, n_resamples, seed)
+    ]
     if not values:
         return float("nan"), float("nan")
     tail = (1 - level) / 2 * 100
@@ -65,22 +60,25 @@ def paired_bootstrap_difference(
     seed: int = 0,
 ) -> tuple[float, float, float]:
     """AUROC(a) - AUROC(b) on the same patients, with a paired 95% bootstrap CI."""
-    rng = np.random.default_rng(seed)
-    n = len(labels)
-    differences = []
-    for _ in range(n_resamples):
-        index = rng.integers(0, n, n)
-        sample = labels[index]
-        if sample.min() == sample.max():
-            continue
-        differences.append(
-            auroc(sample, scores_a[index]) - auroc(sample, scores_b[index])
-        )
+    differences = [
+        auroc(labels[index], scores_a[index]) - auroc(labels[index], scores_b[index])
+        for index in _resamples(labels, n_resamples, seed)
+    ]
     point = auroc(labels, scores_a) - auroc(labels, scores_b)
     if not differences:
         return point, float("nan"), float("nan")
     low, high = np.percentile(differences, [2.5, 97.5])
     return point, float(low), float(high)
+
+
+def _resamples(labels: np.ndarray, n_resamples: int, seed: int):  # noqa: ANN202
+    """Yield bootstrap index arrays over patients, skipping one-class resamples."""
+    rng = np.random.default_rng(seed)
+    n = len(labels)
+    for _ in range(n_resamples):
+        index = rng.integers(0, n, n)
+        if labels[index].min() != labels[index].max():
+            yield index
 
 
 def head_metrics(labels: np.ndarray, scores: np.ndarray, seed: int = 0) -> dict:

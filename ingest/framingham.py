@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 from ingest.config import FeatureSpec
-from ingest.errors import InputError, QuarantineItem
-from ingest.features import FeatureWriter
+from ingest.errors import QuarantineItem
+from ingest.features import FeatureWriter, require_columns
 from ingest.schema import PatientRecord, TimelineStep
 
 DAYS_PER_YEAR = 365.25
@@ -91,11 +91,7 @@ def read_framingham(
     list of PatientRecord
     """
     table = pd.read_csv(path)
-    missing = [column for column in REQUIRED if column not in table.columns]
-    if missing:
-        raise InputError(
-            path.name, "columns", f"columns {REQUIRED}", f"missing {missing}"
-        )
+    require_columns(table.columns, REQUIRED, path.name)
     writer = FeatureWriter(registry, "framingham", quarantine)
     horizon_days = horizon_years * DAYS_PER_YEAR
     records = []

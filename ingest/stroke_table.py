@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 
 from ingest.config import FeatureSpec
-from ingest.errors import InputError, QuarantineItem
-from ingest.features import FeatureWriter
+from ingest.errors import QuarantineItem
+from ingest.features import FeatureWriter, require_columns
 from ingest.schema import PatientRecord
 
 REQUIRED = ["id", "gender", "age", "hypertension", "heart_disease",
@@ -44,11 +44,7 @@ def read_stroke_table(
     list of PatientRecord
     """
     table = pd.read_csv(path, na_values=["N/A", ""])
-    missing = [column for column in REQUIRED if column not in table.columns]
-    if missing:
-        raise InputError(
-            path.name, "columns", f"columns {REQUIRED}", f"missing {missing}"
-        )
+    require_columns(table.columns, REQUIRED, path.name)
     writer = FeatureWriter(registry, "stroke_table", quarantine)
     records = []
     for row in table.itertuples(index=False):

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ingest.config import FeatureSpec, VitalDBSource
-from ingest.errors import InputError, QuarantineItem
-from ingest.features import FeatureWriter
+from ingest.errors import QuarantineItem
+from ingest.features import FeatureWriter, require_columns
 from ingest.schema import PatientRecord
 
 SECONDS_PER_DAY = 86400.0
@@ -73,11 +73,7 @@ def read_vitaldb(
     list of PatientRecord
     """
     table = pd.read_csv(path)
-    missing = [column for column in REQUIRED if column not in table.columns]
-    if missing:
-        raise InputError(
-            path.name, "columns", f"columns {REQUIRED}", f"missing {missing}"
-        )
+    require_columns(table.columns, REQUIRED, path.name)
     table = table[table["department"].isin(source.departments)].copy()
 
     # Step 1: quarantine impossible stays before they shape the label thresholds.

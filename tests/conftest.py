@@ -63,3 +63,13 @@ def model_version(data_config: DataConfig, tmp_path_factory) -> tuple[Path, str]
         model, data_config, model_config, models, {"training": "none"}
     )
     return models, version
+
+
+@pytest.fixture(scope="session")
+def ecg_upload(real_data: Path) -> dict:
+    """Multipart files of PTB-XL ecg_id 8 (inferior MI), 100 Hz, for API tests."""
+    base = real_data / "ptbxl_subset/records100/00000/00008_lr"
+    return {
+        "ecg_header": ("00008_lr.hea", base.with_suffix(".hea").read_bytes()),
+        "ecg_signal": ("00008_lr.dat", base.with_suffix(".dat").read_bytes()),
+    }

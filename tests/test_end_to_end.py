@@ -17,7 +17,7 @@ SITES = ["uci_cleveland", "uci_hungarian", "uci_va_long_beach", "ptbxl_site0"]
 
 @pytest.mark.slow
 def test_federated_training_then_prediction(
-    small_cohort, small_config, real_data, tmp_path
+    small_cohort, small_config, ecg_upload, tmp_path
 ):
     assert set(SITES) <= set(read_manifest(small_cohort)["sites"])
     models, reports = tmp_path / "models", tmp_path / "reports"
@@ -49,14 +49,10 @@ def test_federated_training_then_prediction(
     # The trained version answers through the API.
     client = TestClient(create_app(AppSettings(models_dir=str(models))))
     assert client.get("/health").json()["model_version"] == version
-    base = real_data / "ptbxl_subset/records100/00000/00008_lr"
     response = client.post(
         "/v1/predictions",
         data={"patient": json.dumps({"age": 74, "sex": "male"})},
-        files={
-            "ecg_header": ("00008_lr.hea", base.with_suffix(".hea").read_bytes()),
-            "ecg_signal": ("00008_lr.dat", base.with_suffix(".dat").read_bytes()),
-        },
+        files=ecg_upload,
     )
     assert response.status_code == 200, response.text
     risks = {risk["head"]: risk for risk in response.json()["risks"]}

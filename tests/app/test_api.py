@@ -6,8 +6,6 @@ from fastapi.testclient import TestClient
 from app.api import create_app
 from app.settings import AppSettings
 
-RECORD = "ptbxl_subset/records100/00000/00008_lr"
-
 
 @pytest.fixture(scope="module")
 def client(model_version):
@@ -25,15 +23,11 @@ def test_health_and_openapi(client, model_version):
     assert "/v1/predictions" in paths and "/health" in paths
 
 
-def test_prediction_with_ecg_upload(client, real_data):
-    base = real_data / RECORD
+def test_prediction_with_ecg_upload(client, ecg_upload):
     response = client.post(
         "/v1/predictions",
         data={"patient": json.dumps({"age": 74, "sex": "male"})},
-        files={
-            "ecg_header": ("00008_lr.hea", base.with_suffix(".hea").read_bytes()),
-            "ecg_signal": ("00008_lr.dat", base.with_suffix(".dat").read_bytes()),
-        },
+        files=ecg_upload,
     )
     assert response.status_code == 200, response.text
     body = response.json()
@@ -67,6 +61,8 @@ def test_names_in_vietnamese(client):
         ({"patient": "[1, 2]"}, None, "a JSON object"),
         ({"patient": json.dumps({"features": {"sbp": 1}})}, None, "features.sbp"),
         ({"patient": json.dumps({"age": 500})}, None, "field 'age'"),
+        ({"patient": "{}"}, None, "at least one feature, an ECG or an earlier visit"),
+        ({"patient": '{"features": {}, "timeline": []}'}, None, "no data"),
         ({"patient": "{}"}, {"ecg_header": ("a.hea", b"x 1 100 10\n")}, "both files"),
         (
             {"patient": "{}"},
