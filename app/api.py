@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from app.schemas import Health, PredictionResult
 from app.service import PredictionService
@@ -60,14 +63,30 @@ def create_app(
     async def _domain_error(request: Request, error: CardioriskError) -> JSONResponse:
         return JSONResponse(status_code=400, content={"detail": str(error)})
 
-    @api.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        # Log the error type only: the message may quote patient values.
-        logger.error("unexpected %s on %s", type(error).__name__, request.url.path)
+    @api.exception_handler(RequestValidationError)
+    async def _invalid_request(
+        request: Request, error: RequestValidationError
+    ) -> JSONResponse:
+        first = error.errors()[0]
+        field = ".".join(str(part) for part in first["loc"][1:]) or "body"
+        message = str(first["msg"]).removeprefix("Value error, ")
         return JSONResponse(
-            status_code=500,
-            content={"detail": "internal error; the request was not saved"},
+            status_code=422,
+            content={"detail": f"request: field '{field}': {message.lower()}"},
         )
+
+    @api.middleware("http")
+    async def _unexpected(request: Request, call_next):  # noqa: ANN001, ANN202
+        # Anything not handled above ends here, logged by type only (its message
+        # may quote patient values) and never re-raised to the server's logger.
+        try:
+            return await call_next(request)
+        except Exception as error:  # noqa: BLE001
+            logger.error("unexpected %s on %s", type(error).__name__, request.url.path)
+            return JSONResponse(
+                status_code=500,
+                content={"detail": "internal error; the request was not saved"},
+            )
 
     @api.get("/health", response_model=Health, tags=["service"])
     def health() -> Health:
@@ -108,15 +127,17 @@ def create_app(
         service: PredictionService = api.state.service
         try:
             payload = json.loads(patient)
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, RecursionError) as error:
             raise InputError(
-                "request", "patient", "a JSON object", "invalid JSON"
+                "request",
+                "patient",
+                "a JSON object",
+                "invalid or too deeply nested JSON",
             ) from error
         if not isinstance(payload, dict):
             raise InputError(
                 "request", "patient", "a JSON object", type(payload).__name__
             )
-        ecg = None
         if (ecg_header is None) != (ecg_signal is None):
             raise InputError(
                 "request",
@@ -124,14 +145,35 @@ def create_app(
                 "both files of the WFDB pair",
                 "only one",
             )
+        uploads = None
         if ecg_header is not None and ecg_signal is not None:
-            header = await _read_limited(ecg_header, max_bytes)
-            signal = await _read_limited(ecg_signal, max_bytes)
-            ecg = read_wfdb_upload(header, signal, ecg_header.filename or "upload")
-        record, warnings = service.record(payload, ecg)
-        return service.predict(record, explain, warnings, language)
+            uploads = (
+                await _read_limited(ecg_header, max_bytes),
+                await _read_limited(ecg_signal, max_bytes),
+                Path(ecg_header.filename or "upload.hea").name,
+            )
+        # The work itself runs in a worker thread: /health stays responsive.
+        return await run_in_threadpool(
+            _answer, service, payload, uploads, explain, language
+        )
 
     return api
+
+
+def _answer(
+    service: PredictionService,
+    payload: dict,
+    uploads: tuple[bytes, bytes, str] | None,
+    explain: bool,
+    language: str,
+) -> PredictionResult:
+    """Read the ECG, validate the patient and predict (blocking work)."""
+    ecg, ecg_source = None, "ecg"
+    if uploads is not None:
+        header, signal, ecg_source = uploads
+        ecg = read_wfdb_upload(header, signal, ecg_source)
+    record, warnings = service.record(payload, ecg, "request", ecg_source)
+    return service.predict(record, explain, warnings, language)
 
 
 async def _read_limited(upload: UploadFile, max_bytes: int) -> bytes:

@@ -192,7 +192,9 @@ def predict(
             ) from error
         service = PredictionService(load_settings().models_path(), version)
         signal = read_wfdb(ecg) if ecg is not None else None
-        record, warnings = service.record(payload, signal, patient.name)
+        record, warnings = service.record(
+            payload, signal, patient.name, ecg.name if ecg is not None else "ecg"
+        )
         if language not in ("en", "vi"):
             raise CardioriskError(f"--language: expected en or vi, found {language!r}")
         result = service.predict(record, warnings=warnings, language=language)

@@ -14,7 +14,7 @@ from explain.attributions import integrated_gradients
 from explain.contributions import modality_shapley
 from explain.reasons import reasons
 from fusion.versions import load_version
-from ingest.ecg import conform_ecg, missing_leads
+from ingest.ecg import conform_ecg, lead_problems
 from ingest.errors import InputError
 from ingest.patient_json import parse_patient
 from ingest.schema import ECG, HEADS, PatientRecord
@@ -39,28 +39,53 @@ class PredictionService:
             models_dir, version
         )
         self.version: str = self.metadata["version"]
-        torch.set_num_threads(max(1, torch.get_num_threads()))
         logger.info("serving model version %s", self.version)
 
     def record(
-        self, patient: dict, ecg: ECG | None = None, source: str = "request"
+        self,
+        patient: dict,
+        ecg: ECG | None = None,
+        source: str = "request",
+        ecg_source: str = "ecg",
     ) -> tuple[PatientRecord, list[str]]:
-        """Validate a native-schema patient (and ECG) into a record, plus warnings."""
+        """Validate a native-schema patient (and ECG) into a record, plus warnings.
+
+        Parameters
+        ----------
+        patient : dict
+            The decoded patient JSON.
+        ecg : ECG, optional
+            The ECG as read (any leads, ``fs`` and length; conformed here).
+        source, ecg_source : str
+            Names of the patient input and the ECG file, for error messages.
+        """
         warnings = []
         conformed = None
         if ecg is not None:
-            conformed = conform_ecg(ecg, self.data.ecg, source)
-            absent = missing_leads(ecg, self.data.ecg)
-            if absent:
+            conformed = conform_ecg(ecg, self.data.ecg, ecg_source)
+            problems = lead_problems(ecg, self.data.ecg)
+            if problems["missing"]:
+                missing = ", ".join(problems["missing"])
+                warnings.append(f"ECG leads missing (read as zeros): {missing}")
+            if problems["flat"]:
                 warnings.append(
-                    f"ECG leads missing (read as flat): {', '.join(absent)}"
+                    "ECG leads flat or empty, lead off? (read as zeros): "
+                    + ", ".join(problems["flat"])
                 )
             if ecg.duration_s < self.data.ecg.duration_s:
                 warnings.append(
                     f"ECG is {ecg.duration_s:.1f} s long; the model reads "
                     f"{self.data.ecg.duration_s:g} s (the rest is zero-padded)"
                 )
-        record = parse_patient(patient, self.data.features, source, conformed)
+        record = parse_patient(
+            patient, self.data.features, source, conformed, self.data.timeline_features
+        )
+        kept = self.data.max_timeline_steps
+        if len(record.timeline) > kept:
+            warnings.append(
+                f"{len(record.timeline)} earlier visits given; the model reads the "
+                f"{kept} most recent"
+            )
         if not record.modalities:
             raise InputError(
                 source,

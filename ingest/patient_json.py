@@ -10,24 +10,30 @@ from ingest.config import FeatureSpec
 from ingest.errors import InputError
 from ingest.schema import ECG, PatientRecord, TimelineStep
 
+MAX_YEARS_BEFORE = 120.0
+INTEGER_UNITS = {"count", "class"}
+
 
 class TimelineInput(BaseModel):
     """An earlier visit: years before now and feature values in canonical units."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
-    years_before: float = Field(ge=0, description="Years before the current record.")
-    values: dict[str, float]
+    years_before: float = Field(
+        ge=0, le=MAX_YEARS_BEFORE, description="Years before the current record."
+    )
+    values: dict[str, float] = Field(min_length=1)
 
 
 class PatientInput(BaseModel):
     """A patient in the native schema.
 
     ``features`` holds registry names in canonical units (``configs/data.yaml``),
-    e.g. ``{"systolic_bp": 142, "total_cholesterol": 231}``.
+    e.g. ``{"systolic_bp": 142, "total_cholesterol": 231}``. Types are strict:
+    ``true`` is not a number and ``"148"`` is not 148.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     age: float | None = Field(None, ge=0, le=120, description="Age in years.")
     sex: Literal["male", "female"] | None = None
@@ -40,6 +46,7 @@ def parse_patient(
     registry: dict[str, FeatureSpec],
     source: str = "request",
     ecg: ECG | None = None,
+    timeline_features: list[str] | None = None,
 ) -> PatientRecord:
     """Validate a native-schema patient and turn it into a `PatientRecord`.
 
@@ -48,11 +55,14 @@ def parse_patient(
     payload : dict
         The decoded JSON.
     registry : dict
-        Feature registry; unknown names and implausible values are errors.
+        Feature registry; unknown names, implausible values, flags other than
+        0/1 and fractional counts are errors.
     source : str
         File name or ``request``, used in error messages.
     ecg : ECG, optional
         An ECG already conformed to the model's leads and ``fs``.
+    timeline_features : list of str, optional
+        The features a timeline visit may hold (default: any registry feature).
 
     Raises
     ------
@@ -64,17 +74,30 @@ def parse_patient(
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "body"
-        raise InputError(
-            source, field, first["msg"].lower(), "an invalid value"
-        ) from error
+        expected = str(first["msg"]).removeprefix("Input should be ")
+        if first["type"] == "extra_forbidden":
+            expected = "only age, sex, features and timeline (years_before, values)"
+        found = repr(first.get("input"))
+        raise InputError(source, field, expected, found[:60]) from error
     features = dict(patient.features)
-    if patient.age is not None:
-        features["age"] = patient.age
-    if patient.sex is not None:
-        features["sex_male"] = float(patient.sex == "male")
-    _check(features, registry, source, "features")
+    for name, value in (("age", patient.age), ("sex_male", _male(patient.sex))):
+        if value is None:
+            continue
+        if name in features and features[name] != value:
+            expected = f"the top-level value {value:g}"
+            raise InputError(
+                source, f"features.{name}", expected, f"{features[name]:g}"
+            )
+        features[name] = value
+    _check(features, registry, source, "features", None)
     for number, step in enumerate(patient.timeline):
-        _check(step.values, registry, source, f"timeline[{number}].values")
+        _check(
+            step.values,
+            registry,
+            source,
+            f"timeline[{number}].values",
+            timeline_features,
+        )
     timeline = sorted(
         (
             TimelineStep(step.years_before, dict(step.values))
@@ -93,23 +116,33 @@ def parse_patient(
     )
 
 
+def _male(sex: str | None) -> float | None:
+    return None if sex is None else float(sex == "male")
+
+
 def _check(
-    values: dict[str, float], registry: dict[str, FeatureSpec], source: str, where: str
+    values: dict[str, float],
+    registry: dict[str, FeatureSpec],
+    source: str,
+    where: str,
+    allowed: list[str] | None,
 ) -> None:
     for name, value in values.items():
-        if name not in registry:
-            raise InputError(
-                source,
-                f"{where}.{name}",
-                "a feature name of configs/data.yaml",
-                "unknown name",
-            )
+        field = f"{where}.{name}"
+        if name not in registry or (allowed is not None and name not in allowed):
+            names = "a feature name of configs/data.yaml"
+            if allowed is not None:
+                names = f"one of {', '.join(allowed)}"
+            raise InputError(source, field, names, "unknown name")
         spec = registry[name]
+        if spec.unit == "flag" and value not in (0.0, 1.0):
+            raise InputError(source, field, "0 or 1", f"{value:g}")
+        if spec.unit in INTEGER_UNITS and value != int(value):
+            raise InputError(
+                source, field, f"a whole number ({spec.unit})", f"{value:g}"
+            )
         if not spec.is_plausible(value):
             low, high = spec.range
             raise InputError(
-                source,
-                f"{where}.{name}",
-                f"a value in {low}..{high} {spec.unit}",
-                str(value),
+                source, field, f"a value in {low:g}..{high:g} {spec.unit}", f"{value:g}"
             )

@@ -2,10 +2,15 @@ import numpy as np
 import pytest
 import wfdb
 
-from ingest.ecg import conform_ecg, read_wfdb, read_wfdb_upload
+from ingest.ecg import conform_ecg, lead_problems, read_wfdb, read_wfdb_upload
 from ingest.errors import InputError
+from ingest.schema import ECG
 
 RECORD = "ptbxl_subset/records100/00000/00008_lr"
+R = b"rec 1 100 10\n"
+Z = b"\x00" * 20
+GOOD = b"rec.dat 16 200 16 0 0 0 0 I\n"
+TWO = b"rec.dat 16 200 16 0 0 0 0 I\nrec2.dat 16 200 16 0 0 0 0 II\n"
 
 
 def _pair(real_data):
@@ -25,28 +30,76 @@ def test_upload_reads_like_a_file(real_data):
     ("header", "signal", "field"),
     [
         (b"", b"\x00", "ecg_header"),
-        (b"rec 1 100 10\nrec.dat 16 200 16 0 0 0 0 I\n", b"", "ecg_signal"),
+        (b"rec 1 100 10\n" + GOOD, b"", "ecg_signal"),
+        (b"\xff\xfe binary", b"\x00", "ecg_header"),
+        (b"# only a comment\n", b"\x00", "record line"),
         (
             b"rec 1 100 10\n../evil.dat 16 200 16 0 0 0 0 I\n",
-            b"\x00" * 20,
-            "ecg_header",
+            b"\x00",
+            "signal 0 file name",
         ),
-        (b"rec 2 100 10\nrec.dat 16 200 16 0 0 0 0 I\n", b"\x00" * 20, "ecg_header"),
-        (b"\xff\xfe binary", b"\x00", "ecg_header"),
+        (
+            b"rec 1 100 10\na\x00b.dat 16 200 16 0 0 0 0 I\n",
+            b"\x00",
+            "signal 0 file name",
+        ),
+        (b"rec 2 100 10\n" + GOOD, b"\x00" * 20, "signal lines"),
+        (b"rec 100000 100 10\n" + GOOD, b"\x00", "number of signals"),
+        (b"rec 1\n" + GOOD, b"\x00" * 20, "fs"),
+        (b"rec 1 0.001 10\n" + GOOD, b"\x00" * 20, "fs"),
+        (b"rec 1 1000000000 10\n" + GOOD, b"\x00" * 20, "fs"),
+        (
+            b"rec 1 100 10\nrec.dat 16 0 16 0 0 0 0 I\n",
+            b"\x00" * 20,
+            "signal 0 ADC gain",
+        ),
+        (
+            b"rec 1 100 10\nrec.dat 16 -200 16 0 0 0 0 I\n",
+            b"\x00" * 20,
+            "signal 0 ADC gain",
+        ),
+        (b"rec 1 100 10\n" + GOOD + b"#x\n" * 30000, b"\x00" * 20, "ecg_header"),
+        (b"rec 2 100 10\n" + TWO, b"\x00" * 20, "ecg_header"),
     ],
 )
 def test_bad_uploads_name_the_field(header, signal, field):
     with pytest.raises(InputError) as raised:
         read_wfdb_upload(header, signal, "upload.hea")
     assert raised.value.field == field
-    assert "upload.hea" in str(raised.value)
 
 
 def test_signal_shorter_than_header_is_an_error(real_data):
     header, signal = _pair(real_data)
     with pytest.raises(InputError) as raised:
         read_wfdb_upload(header, signal[: len(signal) // 3])
-    assert raised.value.field == "record"
+    assert raised.value.field == "length"
+    assert "24000 bytes as the header says, found 8000 bytes" in str(raised.value)
+
+
+def test_amplitude_flat_and_empty_leads(real_data, data_config):
+    header, signal = _pair(real_data)
+    samples = np.frombuffer(signal, dtype="<i2").reshape(1000, 12).copy()
+    # A gain of 0.001 per mV makes samples of volts: the gain is wrong.
+    huge = header.replace(b"1000.0(0)/mV", b"0.001(0)/mV")
+    assert huge != header
+    with pytest.raises(InputError, match="signal amplitude"):
+        conform_ecg(read_wfdb_upload(huge, signal), data_config.ecg, "x.hea")
+    # Every sample the WFDB "missing" code (-32768): NaN throughout.
+    empty = np.full_like(samples, -32768).tobytes()
+    with pytest.raises(InputError, match="at least one lead with a signal"):
+        conform_ecg(read_wfdb_upload(header, empty), data_config.ecg)
+    # Two leads off: read as zeros and reported.
+    samples[:, [6, 7]] = 0
+    ecg = read_wfdb_upload(header, samples.tobytes())
+    assert lead_problems(ecg, data_config.ecg) == {"missing": [], "flat": ["V1", "V2"]}
+    conformed = conform_ecg(ecg, data_config.ecg)
+    assert not conformed.signal[6].any() and conformed.signal[0].any()
+
+
+def test_too_short_a_recording_is_an_error(data_config):
+    ecg = ECG(np.ones((12, 100), dtype=np.float32), 100, data_config.ecg.leads)
+    with pytest.raises(InputError, match="at least 2 s"):
+        conform_ecg(ecg, data_config.ecg, "short.hea")
 
 
 def test_microvolts_converted_and_500_hz_resampled(tmp_path, data_config):
@@ -66,8 +119,6 @@ def test_microvolts_converted_and_500_hz_resampled(tmp_path, data_config):
 
 
 def test_no_known_lead_is_an_error(data_config):
-    from ingest.schema import ECG
-
-    ecg = ECG(signal=np.zeros((1, 1000), dtype=np.float32), fs=100, lead_names=["XYZ"])
+    ecg = ECG(signal=np.ones((1, 1000), dtype=np.float32), fs=100, lead_names=["XYZ"])
     with pytest.raises(InputError, match="lead names"):
         conform_ecg(ecg, data_config.ecg, "odd.hea")
