@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 from ingest.config import FeatureSpec
-from ingest.errors import InputError, QuarantineItem
+from ingest.errors import QuarantineItem
 
 
 class FeatureWriter:
@@ -68,15 +67,3 @@ class FeatureWriter:
             )
             return
         features[name] = number
-
-
-def require_columns(
-    columns: Iterable[str], required: list[str], file_name: str
-) -> None:
-    """Raise `InputError` naming the file and the required columns it lacks."""
-    present = set(columns)
-    missing = [column for column in required if column not in present]
-    if missing:
-        raise InputError(
-            file_name, "columns", f"columns {required}", f"missing {missing}"
-        )

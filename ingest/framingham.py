@@ -8,8 +8,9 @@ import pandas as pd
 
 from ingest.config import FeatureSpec
 from ingest.errors import QuarantineItem
-from ingest.features import FeatureWriter, require_columns
+from ingest.features import FeatureWriter
 from ingest.schema import PatientRecord, TimelineStep
+from ingest.tables import numeric_columns, quarantine_rows, read_table, require_columns
 
 DAYS_PER_YEAR = 365.25
 REQUIRED = [
@@ -90,8 +91,23 @@ def read_framingham(
     -------
     list of PatientRecord
     """
-    table = pd.read_csv(path)
-    require_columns(table.columns, REQUIRED, path.name)
+    table = read_table(path)
+    require_columns(table.columns, REQUIRED + ["SEX", *COLUMN_FEATURES], path.name)
+    ids = (
+        "framingham:" + table["RANDID"].astype(str) + ":" + table["PERIOD"].astype(str)
+    )
+    table = numeric_columns(
+        table, REQUIRED + ["SEX", *COLUMN_FEATURES], "framingham", ids, quarantine
+    )
+    table = quarantine_rows(
+        table,
+        table[["RANDID", "PERIOD", "TIME", "TIMESTRK"]].isna().any(axis=1),
+        "framingham",
+        ids,
+        "RANDID/PERIOD/TIME/TIMESTRK",
+        "identifier or time missing",
+        quarantine,
+    )
     writer = FeatureWriter(registry, "framingham", quarantine)
     horizon_days = horizon_years * DAYS_PER_YEAR
     records = []

@@ -5,13 +5,16 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import pandas as pd
-
 from ingest.config import FeatureSpec
 from ingest.errors import QuarantineItem
-from ingest.features import FeatureWriter, require_columns
+from ingest.features import FeatureWriter
 from ingest.schema import PatientRecord
+from ingest.tables import numeric_columns, quarantine_rows, read_table, require_columns
 
+CODES = {
+    "gender": ["Male", "Female", "Other"],
+    "smoking_status": ["smokes", "formerly smoked", "never smoked", "Unknown"],
+}
 REQUIRED = ["id", "gender", "age", "hypertension", "heart_disease",
             "avg_glucose_level", "bmi", "smoking_status", "stroke"]  # fmt: skip
 
@@ -43,8 +46,28 @@ def read_stroke_table(
     -------
     list of PatientRecord
     """
-    table = pd.read_csv(path, na_values=["N/A", ""])
+    table = read_table(path, na_values=["N/A", ""])
     require_columns(table.columns, REQUIRED, path.name)
+    ids = f"{site}:" + table["id"].astype(str)
+    numeric = [
+        "age",
+        "hypertension",
+        "heart_disease",
+        "avg_glucose_level",
+        "bmi",
+        "stroke",
+    ]
+    table = numeric_columns(table, numeric, "stroke_table", ids, quarantine)
+    table = quarantine_rows(
+        table, ~table["stroke"].isin([0, 1]), "stroke_table", ids, "stroke",
+        "label missing or not 0/1", quarantine,
+    )  # fmt: skip
+    for column, codes in CODES.items():
+        unknown = table[column].notna() & ~table[column].isin(codes)
+        for record_id in ids.loc[unknown[unknown].index]:
+            quarantine.append(
+                QuarantineItem("stroke_table", record_id, column, f"not one of {codes}")
+            )
     writer = FeatureWriter(registry, "stroke_table", quarantine)
     records = []
     for row in table.itertuples(index=False):

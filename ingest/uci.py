@@ -5,18 +5,25 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ingest.config import FeatureSpec
 from ingest.errors import InputError, QuarantineItem
 from ingest.features import FeatureWriter
 from ingest.schema import PatientRecord
+from ingest.tables import numeric_columns, quarantine_rows, read_table
 
 COLUMNS = [
     "age", "sex", "cp", "trestbps", "chol", "fbs", "restecg",
     "thalach", "exang", "oldpeak", "slope", "ca", "thal", "num",
 ]  # fmt: skip
 MISSING_CODES = ["?", "-9", "-9.0"]
+# Allowed codes of the categorical columns (heart-disease.names).
+CODES = {
+    "sex": [0, 1], "cp": [1, 2, 3, 4], "fbs": [0, 1], "restecg": [0, 1, 2],
+    "exang": [0, 1], "slope": [1, 2, 3], "thal": [3, 6, 7],
+}  # fmt: skip
 
 
 def read_uci(
@@ -45,7 +52,7 @@ def read_uci(
     -------
     list of PatientRecord
     """
-    table = pd.read_csv(path, header=None, na_values=MISSING_CODES)
+    table = read_table(path, header=None, na_values=MISSING_CODES)
     if table.shape[1] != len(COLUMNS):
         raise InputError(
             path.name,
@@ -54,10 +61,29 @@ def read_uci(
             str(table.shape[1]),
         )
     table.columns = COLUMNS
-    writer = FeatureWriter(registry, "uci_heart_disease", quarantine)
+    source = "uci_heart_disease"
+    ids = pd.Series(
+        [f"{site}:{n}" for n in range(1, len(table) + 1)], index=table.index
+    )
+    table = numeric_columns(table, COLUMNS, source, ids, quarantine)
+
+    # Step 0: rows without a usable label are set aside, not silently unlabelled.
+    bad = ~table["num"].isin([0, 1, 2, 3, 4])
+    table = quarantine_rows(
+        table, bad, source, ids, "num", "label missing or not 0-4", quarantine
+    )
+    for column, codes in CODES.items():
+        unknown = table[column].notna() & ~table[column].isin(codes)
+        for record_id in ids.loc[unknown[unknown].index]:
+            quarantine.append(
+                QuarantineItem(source, record_id, column, f"code not one of {codes}")
+            )
+        table.loc[unknown, column] = np.nan
+    writer = FeatureWriter(registry, source, quarantine)
     records = []
-    for row_number, row in enumerate(table.itertuples(index=False), start=1):
-        record_id = f"{site}:{row_number}"
+    for record_id, row in zip(
+        ids.loc[table.index], table.itertuples(index=False), strict=True
+    ):
         features: dict[str, float] = {}
         put = functools.partial(writer.put, features, record_id)
 
@@ -92,7 +118,7 @@ def read_uci(
             put("thal_reversible_defect", float(row.thal == 7))
 
         # Step 3: the label (Hungarian is already 0/1, the others 0-4).
-        labels = {} if pd.isna(row.num) else {"heart_disease": int(row.num > 0)}
+        labels = {"heart_disease": int(row.num > 0)}
         records.append(
             PatientRecord(
                 record_id=record_id,

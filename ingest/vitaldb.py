@@ -10,8 +10,9 @@ import pandas as pd
 
 from ingest.config import FeatureSpec, VitalDBSource
 from ingest.errors import QuarantineItem
-from ingest.features import FeatureWriter, require_columns
+from ingest.features import FeatureWriter
 from ingest.schema import PatientRecord
+from ingest.tables import numeric_columns, quarantine_rows, read_table, require_columns
 
 SECONDS_PER_DAY = 86400.0
 MAJOR_ABDOMINAL = {
@@ -37,6 +38,12 @@ LAB_FEATURES = {
     "preop_cr": "creatinine",
 }
 REQUIRED = ["caseid", "subjectid", "adm", "dis", "death_inhosp", "department", "optype"]
+OTHER_COLUMNS = [
+    "age", "sex", "height", "weight", "bmi", "asa", "emop", "preop_htn", "preop_dm",
+    "preop_ecg", "approach", "opstart", "opend", "intraop_ebl", "intraop_rbc",
+    *LAB_FEATURES,
+]  # fmt: skip
+TEXT_COLUMNS = {"department", "optype", "sex", "preop_ecg", "approach"}
 
 
 def stay_days(table: pd.DataFrame) -> pd.Series:
@@ -72,9 +79,20 @@ def read_vitaldb(
     -------
     list of PatientRecord
     """
-    table = pd.read_csv(path)
-    require_columns(table.columns, REQUIRED, path.name)
+    table = read_table(path)
+    require_columns(table.columns, REQUIRED + OTHER_COLUMNS, path.name)
     table = table[table["department"].isin(source.departments)].copy()
+    ids = "case:" + table["caseid"].astype(str)
+    numeric = [c for c in REQUIRED + OTHER_COLUMNS if c not in TEXT_COLUMNS]
+    table = numeric_columns(table, numeric, "vitaldb", ids, quarantine)
+    table = quarantine_rows(
+        table, ~table["death_inhosp"].isin([0, 1]), "vitaldb", ids, "death_inhosp",
+        "label missing or not 0/1", quarantine,
+    )  # fmt: skip
+    table = quarantine_rows(
+        table, table["caseid"].duplicated(keep="first"), "vitaldb", ids, "caseid",
+        "duplicate case id (the first row is kept)", quarantine,
+    )  # fmt: skip
 
     # Step 1: quarantine impossible stays before they shape the label thresholds.
     table["stay_days"] = stay_days(table)
