@@ -27,6 +27,8 @@ cli = typer.Typer(
     help="cardiorisk: multimodal cardiovascular risk, trained federatedly.",
     no_args_is_help=True,
     add_completion=False,
+    # Tracebacks with local variables would print patient values.
+    pretty_exceptions_enable=False,
 )
 console = Console()
 errors = Console(stderr=True)
@@ -77,6 +79,8 @@ def prepare(
             )
     except CardioriskError as error:
         _fail(error)
+    except OSError as error:
+        _fail(CardioriskError(f"cannot write the cohort store at {out}: {error}"))
     table = Table(title=f"cohort store {out}")
     for column in (
         "site",
@@ -182,7 +186,8 @@ def predict(
     started = time.perf_counter()
     try:
         if not patient.is_file():
-            raise CardioriskError(f"{patient}: no such file")
+            what = "a directory" if patient.is_dir() else "no such file"
+            raise CardioriskError(f"{patient}: expected a JSON file, found {what}")
         try:
             payload = json.loads(patient.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
@@ -190,6 +195,19 @@ def predict(
                 f"{patient.name}: expected a JSON object, found invalid JSON "
                 f"(line {error.lineno})"
             ) from error
+        except UnicodeDecodeError as error:
+            raise CardioriskError(
+                f"{patient.name}: expected UTF-8 JSON, found other bytes"
+            ) from error
+        except RecursionError as error:
+            raise CardioriskError(
+                f"{patient.name}: expected a JSON object, found too deep nesting"
+            ) from error
+        if not isinstance(payload, dict):
+            found = type(payload).__name__
+            raise CardioriskError(
+                f"{patient.name}: expected a JSON object, found {found}"
+            )
         service = PredictionService(load_settings().models_path(), version)
         signal = read_wfdb(ecg) if ecg is not None else None
         record, warnings = service.record(
@@ -324,8 +342,23 @@ def demo(
 
 
 def main() -> None:
-    """Entry point of the ``cardiorisk`` console script."""
-    cli()
+    """Entry point of the ``cardiorisk`` console script.
+
+    An unexpected error prints one line naming its type only (its message or a
+    traceback could quote patient values) and exits with status 1;
+    ``CARDIORISK_DEBUG=1`` re-raises it for developers.
+    """
+    try:
+        cli()
+    except Exception as error:  # noqa: BLE001
+        if os.environ.get("CARDIORISK_DEBUG") == "1":
+            raise
+        errors.print(
+            f"[bold red]internal error[/] ({type(error).__name__}); nothing was "
+            "saved. Re-run with CARDIORISK_DEBUG=1 to see the traceback.",
+            soft_wrap=True,
+        )
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":
