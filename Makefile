@@ -10,7 +10,8 @@ export CARDIORISK_DATA ?= $(abspath ../shared/data)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# The CPU build of torch first: a looser requirement alone pulls a CUDA build.
+	# torch first, pinned: these machines hold the CPU build of 2.13.0 on disk, and
+	# a looser requirement with no torch installed would pull a CUDA build of GBs.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)

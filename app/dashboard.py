@@ -337,7 +337,9 @@ def reason_rows(
         if reason.value is None:
             value = ""
         else:
-            value = f"{format_number(reason.value, language, 2)} {reason.unit}".strip()
+            decimals = 0 if float(reason.value).is_integer() else 2
+            number = format_number(reason.value, language, decimals)
+            value = f"{number} {reason.unit}".strip()
         rows.append(
             {
                 translate("results.reason_factor", language): label,

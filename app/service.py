@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from app.i18n import translate
+from app.i18n import has_message, translate
 from app.schemas import HeadRisk, PredictionResult, Reason
 from explain.attributions import integrated_gradients
 from explain.contributions import modality_shapley
@@ -127,10 +127,13 @@ class PredictionService:
             head_reasons = []
             if explain:
                 attribution = integrated_gradients(self.model, inputs, index)
-                head_reasons = [
-                    Reason(label=reason_label(item["name"], record, language), **item)
-                    for item in reasons(attribution, record, self.data)
-                ]
+                head_reasons = []
+                for item in reasons(attribution, record, self.data):
+                    unit_key = f"unit.{item['unit']}"
+                    if item["unit"] and has_message(unit_key, language):
+                        item["unit"] = translate(unit_key, language)
+                    label = reason_label(item["name"], record, language)
+                    head_reasons.append(Reason(label=label, **item))
             heads.append(
                 HeadRisk(
                     head=head,

@@ -116,7 +116,17 @@ class FusedRiskModel(nn.Module):
         keep = torch.cat(
             [modality_mask.new_ones(batch, 1), modality_mask.bool()], dim=1
         )
-        hidden = self.fusion(sequence, src_key_padding_mask=~keep)
+        # Absent tokens are hidden from attention by an additive -inf mask per
+        # (record, head), the same as a key padding mask; PyTorch's key padding
+        # check imports sympy on first use (~0.7 s on the first prediction).
+        heads = self.fusion.layers[0].self_attn.num_heads
+        length = sequence.shape[1]
+        blocked = torch.zeros(keep.shape, dtype=sequence.dtype, device=sequence.device)
+        blocked = blocked.masked_fill(~keep, float("-inf"))
+        attn_mask = blocked[:, None, None, :].expand(batch, heads, length, length)
+        hidden = self.fusion(
+            sequence, mask=attn_mask.reshape(batch * heads, length, length)
+        )
         return self.norm(hidden[:, 0])
 
     def forward(

@@ -19,6 +19,8 @@ LEAD_ALIASES = {
     "I": "I", "II": "II", "III": "III",
     "AVR": "AVR", "AVL": "AVL", "AVF": "AVF",
     "-AVR": "-AVR",
+    # Holter "modified limb lead II" (MIT-BIH): read as lead II.
+    "MLII": "II",
     **{f"V{i}": f"V{i}" for i in range(1, 7)},
 }  # fmt: skip
 
@@ -186,7 +188,9 @@ def read_wfdb(record_path: str | Path) -> ECG:
     name = path.name + ".hea"
     header_path = path.with_suffix(".hea")
     if not header_path.is_file():
-        raise InputError(name, "header", "an existing WFDB .hea file", "no such file")
+        raise InputError(
+            str(header_path), "header", "an existing WFDB .hea file", "no such file"
+        )
 
     # Step 1: the header, checked before wfdb parses it.
     if header_path.stat().st_size > MAX_HEADER_BYTES:
