@@ -160,7 +160,7 @@ def test_risk_rows_on_sample_response():
     assert stroke.colour != mi.colour
     assert mi.reasons[1] == {
         "Factor": "Systolic blood pressure",
-        "Value": "142.00 mmHg",
+        "Value": "142 mmHg",
         "Effect": "raises the risk",
         "Data source": "Clinical and laboratory data",
     }
