@@ -14,8 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
+from ingest.config import load_yaml
 from ingest.errors import CardioriskError
 
 logger = logging.getLogger(__name__)
@@ -110,12 +109,7 @@ def _check_language(language: str) -> None:
 @lru_cache(maxsize=len(LANGUAGES))
 def _load_catalog(language: str) -> Mapping[str, str]:
     path = LOCALES_DIR / f"{language}.yaml"
-    if not path.is_file():
-        raise CardioriskError(f"message catalog {path} is missing")
-    with path.open(encoding="utf-8") as handle:
-        content = yaml.safe_load(handle) or {}
-    if not isinstance(content, dict):
-        raise CardioriskError(f"{path}: expected a mapping of message keys")
+    content = load_yaml(language, LOCALES_DIR)
     flat: dict[str, str] = {}
     _flatten(content, "", flat, path)
     logger.debug("loaded %d messages from %s", len(flat), path)

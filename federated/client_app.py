@@ -7,7 +7,6 @@ import hashlib
 import logging
 from pathlib import Path
 
-import torch
 from flwr.app import (
     ArrayRecord,
     ConfigRecord,
@@ -20,7 +19,7 @@ from flwr.clientapp import ClientApp
 
 from federated.strategy import COUNTS, EXAMPLES_KEY, WEIGHTS
 from fusion.config import load_model_config, load_training_config
-from fusion.model import FusedRiskModel, masked_multitask_loss, training_counts
+from fusion.model import FusedRiskModel, training_counts
 from fusion.module import RiskModule, fit
 from ingest.cohort import load_cohort
 from ingest.config import load_data_config
@@ -96,19 +95,3 @@ def train(msg: Message, context: Context) -> Message:
         }
     )
     return Message(content=content, reply_to=msg)
-
-
-@app.evaluate()
-def evaluate(msg: Message, context: Context) -> Message:
-    """Validation loss of the received model on this site's validation split."""
-    config = msg.content["config"]
-    site, cohort_dir = resolve_site(context, config)
-    inputs = site_inputs(cohort_dir, site, "validation")
-    model = FusedRiskModel(load_data_config(), load_model_config())
-    model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
-    model.eval()
-    with torch.no_grad():
-        logits = model(*inputs.forward_args())
-        loss = float(masked_multitask_loss(logits, inputs.labels, inputs.label_mask))
-    metrics = MetricRecord({EXAMPLES_KEY: float(len(inputs)), "val-loss": loss})
-    return Message(content=RecordDict({"metrics": metrics}), reply_to=msg)

@@ -9,7 +9,13 @@ from ingest.config import FeatureSpec
 from ingest.errors import QuarantineItem
 from ingest.features import FeatureWriter
 from ingest.schema import PatientRecord
-from ingest.tables import numeric_columns, quarantine_rows, read_table, require_columns
+from ingest.tables import (
+    numeric_columns,
+    quarantine_rows,
+    read_table,
+    require_columns,
+    unknown_codes,
+)
 
 CODES = {
     "gender": ["Male", "Female", "Other"],
@@ -62,12 +68,7 @@ def read_stroke_table(
         table, ~table["stroke"].isin([0, 1]), "stroke_table", ids, "stroke",
         "label missing or not 0/1", quarantine,
     )  # fmt: skip
-    for column, codes in CODES.items():
-        unknown = table[column].notna() & ~table[column].isin(codes)
-        for record_id in ids.loc[unknown[unknown].index]:
-            quarantine.append(
-                QuarantineItem("stroke_table", record_id, column, f"not one of {codes}")
-            )
+    table = unknown_codes(table, CODES, "stroke_table", ids, quarantine)
     writer = FeatureWriter(registry, "stroke_table", quarantine)
     records = []
     for row in table.itertuples(index=False):

@@ -104,3 +104,30 @@ def quarantine_rows(
     for record_id in record_ids.loc[bad[bad].index]:
         quarantine.append(QuarantineItem(source, str(record_id), field, reason))
     return table[~bad]
+
+
+def unknown_codes(
+    table: pd.DataFrame,
+    codes: dict[str, list],
+    source: str,
+    record_ids: pd.Series,
+    quarantine: list[QuarantineItem],
+) -> pd.DataFrame:
+    """Quarantine cells whose value is not one of their column's codes.
+
+    Returns
+    -------
+    pd.DataFrame
+        A copy with those cells missing.
+    """
+    table = table.copy()
+    for column, allowed in codes.items():
+        unknown = table[column].notna() & ~table[column].isin(allowed)
+        for record_id in record_ids.loc[unknown[unknown].index]:
+            quarantine.append(
+                QuarantineItem(
+                    source, str(record_id), column, f"code not one of {allowed}"
+                )
+            )
+        table.loc[unknown, column] = None
+    return table

@@ -5,14 +5,18 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from ingest.config import FeatureSpec
 from ingest.errors import InputError, QuarantineItem
 from ingest.features import FeatureWriter
 from ingest.schema import PatientRecord
-from ingest.tables import numeric_columns, quarantine_rows, read_table
+from ingest.tables import (
+    numeric_columns,
+    quarantine_rows,
+    read_table,
+    unknown_codes,
+)
 
 COLUMNS = [
     "age", "sex", "cp", "trestbps", "chol", "fbs", "restecg",
@@ -72,13 +76,7 @@ def read_uci(
     table = quarantine_rows(
         table, bad, source, ids, "num", "label missing or not 0-4", quarantine
     )
-    for column, codes in CODES.items():
-        unknown = table[column].notna() & ~table[column].isin(codes)
-        for record_id in ids.loc[unknown[unknown].index]:
-            quarantine.append(
-                QuarantineItem(source, record_id, column, f"code not one of {codes}")
-            )
-        table.loc[unknown, column] = np.nan
+    table = unknown_codes(table, CODES, source, ids, quarantine)
     writer = FeatureWriter(registry, source, quarantine)
     records = []
     for record_id, row in zip(
