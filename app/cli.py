@@ -301,6 +301,7 @@ def serve(
                     "--server.port", str(settings.dashboard_port),
                     "--server.headless", "true",
                     "--browser.gatherUsageStats", "false",
+                    "--client.toolbarMode", "viewer",
                 ],
                 cwd=PROJECT_ROOT,
                 env={**os.environ, "CARDIORISK_API_URL": api_url},

@@ -237,6 +237,11 @@ def read_wfdb(record_path: str | Path) -> ECG:
             )
         signal[row] *= factor
     leads = [canonical_lead(lead) for lead in record.sig_name]
+    repeated = sorted({lead for lead in leads if leads.count(lead) > 1})
+    if repeated:
+        raise InputError(
+            name, "lead names", "each lead once", f"{', '.join(repeated)} twice"
+        )
     return ECG(signal=signal, fs=float(record.fs), lead_names=leads)
 
 

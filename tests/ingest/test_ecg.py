@@ -122,3 +122,11 @@ def test_no_known_lead_is_an_error(data_config):
     ecg = ECG(signal=np.ones((1, 1000), dtype=np.float32), fs=100, lead_names=["XYZ"])
     with pytest.raises(InputError, match="lead names"):
         conform_ecg(ecg, data_config.ecg, "odd.hea")
+
+
+def test_a_lead_named_twice_is_an_error(real_data):
+    header, signal = _pair(real_data)
+    twice = header.replace(b" AVL", b" AVR").replace(b" avl", b" AVR")
+    assert twice != header
+    with pytest.raises(InputError, match="AVR twice"):
+        read_wfdb_upload(twice, signal)
