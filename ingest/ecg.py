@@ -193,17 +193,30 @@ def read_wfdb(record_path: str | Path) -> ECG:
         )
 
     # Step 1: the header, checked before wfdb parses it.
-    if header_path.stat().st_size > MAX_HEADER_BYTES:
-        raise InputError(
-            name, "header", f"at most {MAX_HEADER_BYTES // 1024} KB", "a larger file"
-        )
+    with header_path.open("rb") as handle:
+        content = handle.read(MAX_HEADER_BYTES + 1)
+    summary = check_header(_header_text(content, name, "header"), name)
+    return _read_checked(path, name, summary)
+
+
+def _header_text(content: bytes, source: str, field: str) -> str:
+    """The header's text: not empty, not too large, ASCII."""
+    if not content.strip():
+        raise InputError(source, field, "a non-empty WFDB .hea file", "an empty file")
+    if len(content) > MAX_HEADER_BYTES:
+        limit = f"at most {MAX_HEADER_BYTES // 1024} KB"
+        raise InputError(source, field, limit, "a larger file")
     try:
-        text = header_path.read_text(encoding="ascii")
+        return content.decode("ascii")
     except UnicodeDecodeError as error:
         raise InputError(
-            name, "header", "an ASCII WFDB header", "binary data"
+            source, field, "an ASCII WFDB header", "binary data"
         ) from error
-    summary = check_header(text, name)
+
+
+def _read_checked(path: Path, name: str, summary: HeaderSummary) -> ECG:
+    """Read a record whose header passed `check_header`, in millivolts."""
+    # Step 2: a signal file at least as long as the header promises.
     for file_name, expected in summary.expected_bytes.items():
         signal_path = path.parent / file_name
         if not signal_path.is_file():
@@ -219,7 +232,7 @@ def read_wfdb(record_path: str | Path) -> ECG:
                 f"{size} bytes",
             )
 
-    # Step 2: the samples, in physical units.
+    # Step 3: the samples, in physical units.
     try:
         record = wfdb.rdrecord(str(path))
     except Exception as error:  # wfdb raises many kinds on malformed input
@@ -377,27 +390,11 @@ def read_wfdb_upload(header: bytes, signal: bytes, source: str = "upload") -> EC
     """
     import tempfile
 
-    if not header.strip():
-        raise InputError(
-            source, "ecg_header", "a non-empty WFDB .hea file", "an empty file"
-        )
     if not signal:
         raise InputError(
             source, "ecg_signal", "a non-empty WFDB signal file", "an empty file"
         )
-    if len(header) > MAX_HEADER_BYTES:
-        raise InputError(
-            source,
-            "ecg_header",
-            f"at most {MAX_HEADER_BYTES // 1024} KB",
-            "a larger file",
-        )
-    try:
-        text = header.decode("ascii")
-    except UnicodeDecodeError as error:
-        raise InputError(
-            source, "ecg_header", "an ASCII WFDB header", "binary data"
-        ) from error
+    text = _header_text(header, source, "ecg_header")
     summary = check_header(text, source)
     if len(summary.files) != 1:
         raise InputError(
@@ -410,4 +407,4 @@ def read_wfdb_upload(header: bytes, signal: bytes, source: str = "upload") -> EC
         base = Path(folder)
         (base / f"{summary.record_name}.hea").write_bytes(header)
         (base / summary.files[0]).write_bytes(signal)
-        return read_wfdb(base / summary.record_name)
+        return _read_checked(base / summary.record_name, source, summary)
