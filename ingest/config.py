@@ -69,6 +69,11 @@ class FeatureSpec(BaseModel):
         """Return whether a value lies inside the plausible range."""
         return self.range[0] <= value <= self.range[1]
 
+    @property
+    def range_text(self) -> str:
+        """The plausible range with its unit, e.g. ``50..300 mmHg``."""
+        return f"{self.range[0]:g}..{self.range[1]:g} {self.unit}"
+
 
 class UCISource(BaseModel):
     """UCI Heart Disease: one file per hospital."""

@@ -56,14 +56,7 @@ class FeatureWriter:
             return
         spec = self.registry[name]
         if not spec.is_plausible(number):
-            low, high = spec.range
-            self.quarantine.append(
-                QuarantineItem(
-                    self.source,
-                    record_id,
-                    name,
-                    f"outside plausible range {low}..{high} {spec.unit}",
-                )
-            )
+            reason = f"outside plausible range {spec.range_text}"
+            self.quarantine.append(QuarantineItem(self.source, record_id, name, reason))
             return
         features[name] = number

@@ -142,7 +142,5 @@ def _check(
                 source, field, f"a whole number ({spec.unit})", f"{value:g}"
             )
         if not spec.is_plausible(value):
-            low, high = spec.range
-            raise InputError(
-                source, field, f"a value in {low:g}..{high:g} {spec.unit}", f"{value:g}"
-            )
+            expected = f"a value in {spec.range_text}"
+            raise InputError(source, field, expected, f"{value:g}")
