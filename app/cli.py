@@ -80,9 +80,7 @@ def prepare(
             records, quarantine, hashes = read_sources(
                 config, data_dir(), on_source=lambda name: progress.advance(task)
             )
-            manifest = write_cohort(
-                records, quarantine, hashes, out, config.feature_names
-            )
+            manifest = write_cohort(records, quarantine, hashes, out, config)
     except CardioriskError as error:
         _fail(error)
     except OSError as error:

@@ -75,9 +75,8 @@ def train_and_evaluate(
 
     # Step 2: the held-out patients.
     step("loading held-out patients")
-    leads = data.ecg.leads
-    test = load_cohort(cohort_dir, sites=sites, splits=["test"], lead_names=leads)
-    train = load_cohort(cohort_dir, sites=sites, splits=["train"], lead_names=leads)
+    test = load_cohort(cohort_dir, sites=sites, splits=["test"])
+    train = load_cohort(cohort_dir, sites=sites, splits=["train"])
     if not test:
         raise CardioriskError("the chosen sites hold no test records to evaluate on")
     test_inputs = encode_records(test, data)

@@ -32,7 +32,6 @@ def main() -> None:
             data.cohort_path(),
             sites=["ptbxl_site0"],
             splits=["test"],
-            lead_names=data.ecg.leads,
         )
         if r.labels.get("acute_mi") == 1
     )

@@ -32,9 +32,7 @@ logger = logging.getLogger(__name__)
 def site_inputs(cohort_dir: str, site: str, split: str) -> ModelInputs:
     """Load and encode one site's records of one split (cached per process)."""
     config = load_data_config()
-    records = load_cohort(
-        Path(cohort_dir), sites=[site], splits=[split], lead_names=config.ecg.leads
-    )
+    records = load_cohort(Path(cohort_dir), sites=[site], splits=[split])
     return encode_records(records, config)
 
 

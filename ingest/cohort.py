@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 QUARANTINE = "quarantine.jsonl"
+MANIFEST_KEYS = ("sources", "sites", "feature_names", "ecg_leads")
 
 
 def sha256_of(path: Path) -> str:
@@ -124,15 +125,19 @@ def write_cohort(
     quarantine: list[QuarantineItem],
     hashes: dict[str, str],
     out_dir: Path,
-    feature_names: list[str],
+    config: DataConfig,
 ) -> dict:
     """Write records per site (Parquet + ECG array), the quarantine and a manifest.
+
+    The manifest names the feature columns and the ECG leads (ECGs are stored
+    conformed to ``config.ecg``), so the store reads back without the config.
 
     Returns
     -------
     dict
         The manifest written to ``manifest.json``.
     """
+    feature_names = config.feature_names
     out_dir.mkdir(parents=True, exist_ok=True)
     by_site: dict[str, list[PatientRecord]] = {}
     for record in records:
@@ -154,6 +159,7 @@ def write_cohort(
         "sites": sites,
         "quarantined": dict(Counter(item.source for item in quarantine)),
         "feature_names": feature_names,
+        "ecg_leads": list(config.ecg.leads),
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return manifest
@@ -209,7 +215,6 @@ def load_cohort(
     cohort_dir: Path,
     sites: Iterable[str] | None = None,
     splits: Iterable[str] | None = None,
-    lead_names: list[str] | None = None,
 ) -> list[PatientRecord]:
     """Load records back from the cohort store.
 
@@ -221,8 +226,6 @@ def load_cohort(
         Only these sites (default: all in the manifest).
     splits : iterable of str, optional
         Only these splits (default: all).
-    lead_names : list of str, optional
-        Lead names of the stored ECGs (the model's leads).
 
     Returns
     -------
@@ -230,6 +233,7 @@ def load_cohort(
     """
     manifest = read_manifest(cohort_dir)
     feature_names = manifest["feature_names"]
+    leads = manifest["ecg_leads"]
     wanted_splits = set(splits) if splits is not None else None
     records = []
     for site in sites if sites is not None else manifest["sites"]:
@@ -258,7 +262,6 @@ def load_cohort(
             ecg = None
             if row.ecg_row >= 0 and ecgs is not None:
                 signal = np.array(ecgs[row.ecg_row])
-                leads = lead_names or [f"lead{i}" for i in range(signal.shape[0])]
                 ecg = ECG(signal=signal, fs=float(row.ecg_fs), lead_names=list(leads))
             timeline = [
                 TimelineStep(years_before=years, values=step)
@@ -287,4 +290,11 @@ def read_manifest(cohort_dir: Path) -> dict:
         raise CardioriskError(
             f"no cohort store at {cohort_dir}; run `cardiorisk prepare` first"
         )
-    return json.loads(path.read_text(encoding="utf-8"))
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    missing = [key for key in MANIFEST_KEYS if key not in manifest]
+    if missing:
+        raise CardioriskError(
+            f"the cohort store at {cohort_dir} was written by an older cardiorisk "
+            f"(its manifest lacks {missing}); run `cardiorisk prepare --force`"
+        )
+    return manifest

@@ -48,7 +48,7 @@ def small_cohort(small_config: DataConfig, real_data: Path, tmp_path_factory) ->
     records, quarantine, hashes = read_sources(
         small_config, real_data, ptbxl_limit=SMALL_PTBXL
     )
-    write_cohort(records, quarantine, hashes, out, small_config.feature_names)
+    write_cohort(records, quarantine, hashes, out, small_config)
     return out
 
 

@@ -9,7 +9,7 @@ from modalities.batch import encode_records
 
 
 def _record(small_cohort, data_config, record_id):
-    records = load_cohort(small_cohort, lead_names=data_config.ecg.leads)
+    records = load_cohort(small_cohort)
     return next(r for r in records if r.record_id == record_id)
 
 

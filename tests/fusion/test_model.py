@@ -31,9 +31,7 @@ def test_modality_dropout_keeps_one_and_only_present():
 def test_absent_modality_has_no_influence(small_cohort, data_config):
     torch.manual_seed(0)
     model = FusedRiskModel(data_config, load_model_config()).eval()
-    records = load_cohort(
-        small_cohort, sites=["uci_cleveland"], lead_names=data_config.ecg.leads
-    )
+    records = load_cohort(small_cohort, sites=["uci_cleveland"])
     inputs = encode_records(records[:4], data_config)
     before = model(*inputs.forward_args())
     inputs.ecg.normal_()  # garbage where no ECG is present
@@ -45,9 +43,7 @@ def test_training_lowers_the_loss_on_real_records(small_cohort, data_config):
     torch.manual_seed(0)
     model_config = load_model_config()
     model = FusedRiskModel(data_config, model_config)
-    records = load_cohort(
-        small_cohort, splits=["train"], lead_names=data_config.ecg.leads
-    )
+    records = load_cohort(small_cohort, splits=["train"])
     inputs = encode_records(records, data_config)
 
     def loss() -> float:
