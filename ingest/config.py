@@ -59,7 +59,8 @@ class FeatureSpec(BaseModel):
     center: float
     scale: float = Field(gt=0)
     range: tuple[float, float]
-    loinc: str | None = None
+    molar_mass: float | None = Field(None, gt=0, description="g/mol, for mmol/L")
+    valence: int | None = Field(None, gt=0, description="charge of an ion, for mEq/L")
 
     def normalise(self, value: float) -> float:
         """Map a value in the canonical unit to a unit-free model input."""
@@ -164,6 +165,7 @@ class DataConfig(BaseModel):
     sources: Sources
     ecg: ECGSpec
     features: dict[str, FeatureSpec]
+    recorded_features: dict[str, FeatureSpec] = Field(default_factory=dict)
     timeline_features: list[str]
     max_timeline_steps: int = Field(gt=0)
 
@@ -173,6 +175,22 @@ class DataConfig(BaseModel):
         if unknown:
             raise ValueError(f"timeline_features not in the registry: {unknown}")
         return self
+
+    @model_validator(mode="after")
+    def _recorded_apart(self) -> DataConfig:
+        twice = sorted(set(self.features) & set(self.recorded_features))
+        if twice:
+            raise ValueError(f"features and recorded_features both name {twice}")
+        return self
+
+    @property
+    def registry(self) -> dict[str, FeatureSpec]:
+        """Every feature a reader may fill: model inputs, then recorded-only ones.
+
+        Recorded features (troponin, LDL cholesterol, ...) are read, converted,
+        checked and reported, but no model version has been trained on them.
+        """
+        return {**self.features, **self.recorded_features}
 
     @property
     def feature_names(self) -> list[str]:

@@ -35,6 +35,30 @@ class ECG:
 
 
 @dataclass
+class Image:
+    """One medical image, de-identified, as the readers hand it on.
+
+    Attributes
+    ----------
+    pixels : np.ndarray
+        Rows x columns, float32, in the modality's output unit after the modality
+        LUT / rescale (e.g. Hounsfield units for CT); larger means brighter
+        (``MONOCHROME1`` is inverted on reading).
+    modality : str
+        DICOM modality code (``CR``, ``DX``, ``CT``, ``MR``) or ``PNG``.
+    pixel_spacing_mm : tuple of float, optional
+        Row and column spacing in millimetres, when the file gives it.
+    view : str, optional
+        View position (``PA``, ``AP``, ``LL``), when the file gives it.
+    """
+
+    pixels: np.ndarray
+    modality: str
+    pixel_spacing_mm: tuple[float, float] | None = None
+    view: str | None = None
+
+
+@dataclass
 class TimelineStep:
     """One earlier visit of an EHR timeline.
 
@@ -71,6 +95,8 @@ class PatientRecord:
         The 12-lead ECG, if any.
     timeline : list of TimelineStep
         Earlier visits, most recent first; empty when there is no history.
+    images : list of Image
+        Medical images (read and de-identified; no image encoder uses them yet).
     labels : dict
         Head name -> 0/1, only for the heads this record has a label for.
     split : str
@@ -84,6 +110,7 @@ class PatientRecord:
     features: dict[str, float] = field(default_factory=dict)
     ecg: ECG | None = None
     timeline: list[TimelineStep] = field(default_factory=list)
+    images: list[Image] = field(default_factory=list)
     labels: dict[str, int] = field(default_factory=dict)
     split: str = "train"
 
