@@ -1,8 +1,20 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import wfdb
 
-from ingest.ecg import conform_ecg, lead_problems, read_wfdb, read_wfdb_upload
+from ingest.config import data_dir
+from ingest.ecg import (
+    canonical_lead,
+    canonical_leads,
+    conform_ecg,
+    lead_problems,
+    read_ecg,
+    read_ecg_upload,
+    read_wfdb,
+    read_wfdb_upload,
+)
 from ingest.errors import InputError
 from ingest.schema import ECG
 
@@ -51,13 +63,16 @@ def test_upload_reads_like_a_file(real_data):
         (
             b"rec 1 100 10\nrec.dat 16 0 16 0 0 0 0 I\n",
             b"\x00" * 20,
-            "signal 0 ADC gain",
+            "signal 0 (I) adc_gain",
         ),
         (
             b"rec 1 100 10\nrec.dat 16 -200 16 0 0 0 0 I\n",
             b"\x00" * 20,
-            "signal 0 ADC gain",
+            "signal 0 (I) adc_gain",
         ),
+        (b"rec 1 100 10\nrec.dat 99 200 16 0 0 0 0 I\n", Z, "signal 0 format"),
+        (b"rec/2 1 100 10\nseg0 5\nseg1 5\n", Z, "ecg_header"),
+        (b"rec/2 1 100 11\nseg0 5\nseg1 5\n", Z, "number of samples"),
         (b"rec 1 100 10\n" + GOOD + b"#x\n" * 30000, b"\x00" * 20, "ecg_header"),
         (b"rec 2 100 10\n" + TWO, b"\x00" * 20, "ecg_header"),
     ],
@@ -91,7 +106,12 @@ def test_amplitude_flat_and_empty_leads(real_data, data_config):
     # Two leads off: read as zeros and reported.
     samples[:, [6, 7]] = 0
     ecg = read_wfdb_upload(header, samples.tobytes())
-    assert lead_problems(ecg, data_config.ecg) == {"missing": [], "flat": ["V1", "V2"]}
+    assert lead_problems(ecg, data_config.ecg) == {
+        "missing": [],
+        "flat": ["V1", "V2"],
+        "ignored": [],
+        "trimmed": [],
+    }
     conformed = conform_ecg(ecg, data_config.ecg)
     assert not conformed.signal[6].any() and conformed.signal[0].any()
 
@@ -130,3 +150,95 @@ def test_a_lead_named_twice_is_an_error(real_data):
     assert twice != header
     with pytest.raises(InputError, match="AVR twice"):
         read_wfdb_upload(twice, signal)
+
+
+# --- lead names, one entry point, resampling --------------------------------
+
+SAMPLES = "ecg_wfdb_samples"
+DICOM_ECG = "imaging_cxr_dicom/pydicom_test_files/waveform_ecg.dcm"
+
+
+@pytest.fixture(scope="module")
+def shared() -> Path:
+    """The real-data folder; tests that need it skip when it is absent."""
+    folder = data_dir()
+    if not (folder / SAMPLES).is_dir():
+        pytest.skip(f"real ECG samples not found under {folder}; set CARDIORISK_DATA")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("name", "lead"),
+    [
+        ("I", "I"), ("aVR", "AVR"), ("AVR", "AVR"), ("avr", "AVR"), ("aVL", "AVL"),
+        ("aVF", "AVF"), ("v6", "V6"), ("MLII", "II"), ("Lead II", "II"),
+        ("II (Einthoven)", "II"), ("Lead I (Einthoven)", "I"), ("V1-", "V1"),
+        ("Lead aVF", "AVF"), ("lead_v3", "V3"), ("DIII", "III"), ("-aVR", "-AVR"),
+        ("vx", "VX"), ("ECG 1", "ECG 1"),
+    ],
+)  # fmt: skip
+def test_lead_spellings(name, lead):
+    assert canonical_lead(name) == lead
+
+
+def test_unknown_leads_are_kept_and_reported(data_config):
+    names = ["II", "V1", "PLETH"]
+    ecg = ECG(np.ones((3, 1000), dtype=np.float32), 100, canonical_leads(names, "x"))
+    assert lead_problems(ecg, data_config.ecg)["ignored"] == ["PLETH"]
+
+
+def test_read_ecg_chooses_the_reader(shared, tmp_path):
+    samples = shared / SAMPLES
+    by_header = read_ecg(samples / "s0010_re.hea")
+    assert read_ecg(samples / "s0010_re").signal.shape == by_header.signal.shape
+    assert read_ecg(samples / "a103l.mat").fs == 250
+    dicom = read_ecg(shared / DICOM_ECG)
+    # A DICOM file without a suffix is known by its preamble.
+    bare = tmp_path / "ecg_export"
+    bare.write_bytes((shared / DICOM_ECG).read_bytes())
+    assert np.array_equal(read_ecg(bare).signal, dicom.signal)
+    # A stated fs wins over a given one (which is only for files without one).
+    assert read_ecg(samples / "100", fs=500).fs == 360
+    csv = tmp_path / "ecg.csv"
+    csv.write_text("I;II\n0,1;0,2\n0,3;0,4\n")
+    assert read_ecg(csv, fs=250).lead_names == ["I", "II"]
+    with pytest.raises(InputError) as raised:
+        read_ecg(tmp_path / "ecg.xml")
+    assert raised.value.field == "file type"
+
+
+def test_read_ecg_upload(shared):
+    content = (shared / DICOM_ECG).read_bytes()
+    assert read_ecg_upload("ecg.dcm", content).fs == 1000
+    assert read_ecg_upload("no_suffix", content).signal.shape == (12, 10000)
+    csv = read_ecg_upload("ecg.csv", b"time_ms,II\n0,0.1\n2,0.2\n4,0.1\n")
+    assert csv.fs == 500 and csv.lead_names == ["II"]
+    for name, data, field in [
+        ("ecg.hea", b"rec 1 100 10\n", "file type"),
+        ("ecg.dcm", b"", "ecg"),
+        ("ecg.txt", b"1,2", "file type"),
+    ]:
+        with pytest.raises(InputError) as raised:
+            read_ecg_upload(name, data)
+        assert raised.value.field == field
+
+
+@pytest.mark.parametrize("fs", [250, 360, 500, 1000])
+def test_conform_resampling_keeps_frequency_and_amplitude(fs, data_config):
+    t = np.arange(12 * fs) / fs
+    trace = np.sin(2 * np.pi * 7.0 * t)  # 7 Hz, 1 mV
+    ecg = ECG(trace[None, :].astype(np.float32), fs, ["II"])
+    out = conform_ecg(ecg, data_config.ecg).signal[1]
+    assert out.shape == (1000,)
+    spectrum = np.abs(np.fft.rfft(out))
+    assert np.fft.rfftfreq(out.size, 1 / 100)[np.argmax(spectrum)] == pytest.approx(7)
+    assert np.abs(out[50:-50]).max() == pytest.approx(1.0, abs=0.02)
+
+
+def test_mit_bih_360_hz_conforms_to_100_hz(shared, data_config):
+    ecg = read_wfdb(shared / SAMPLES / "100")
+    conformed = conform_ecg(ecg, data_config.ecg, "100.hea")
+    assert conformed.signal.shape == (12, 1000)
+    # Lead II (MLII) and V5 carry the record's first 10 s; R waves near 1 mV.
+    assert 0.5 < conformed.signal[1].max() < 3.0
+    assert conformed.signal[10].any() and not conformed.signal[0].any()
