@@ -67,6 +67,12 @@ class MedicationCodes(BaseModel):
     ingredients: list[str] = Field(default_factory=list)
 
 
+class ProcedureCodes(BaseModel):
+    """SNOMED CT procedure codes (exact) that set one surgery flag."""
+
+    snomed: list[str] = Field(default_factory=list)
+
+
 class CodeTables(BaseModel):
     """The whole of ``configs/codes.yaml``."""
 
@@ -75,6 +81,7 @@ class CodeTables(BaseModel):
     smoking_status: SmokingStatus
     conditions: dict[str, ConditionCodes]
     medications: dict[str, MedicationCodes]
+    procedures: dict[str, ProcedureCodes] = Field(default_factory=dict)
 
     @field_validator("loinc", "panels")
     @classmethod
@@ -88,6 +95,7 @@ class CodeTables(BaseModel):
         """Raise ValueError when a table names a feature the registry lacks."""
         named = {entry.feature for entry in self.loinc.values()}
         named |= set(self.conditions) | set(self.medications)
+        named |= set(self.procedures)
         named |= {"current_smoker", "former_smoker"}
         unknown = sorted(named - set(registry))
         if unknown:
@@ -129,6 +137,19 @@ class CodeTables(BaseModel):
             elif words & set(codes.ingredients):
                 flags.append(flag)
         return flags
+
+    def procedure_flags(self, system: str, code: str) -> list[str]:
+        """The surgery flags a SNOMED CT procedure code sets (may be empty).
+
+        Parameters
+        ----------
+        system, code : str
+            The coding's system URI and code; only SNOMED CT is listed.
+        """
+        if system != SNOMED_SYSTEM:
+            return []
+        table = self.procedures.items()
+        return [flag for flag, codes in table if code in codes.snomed]
 
 
 def _has_prefix(code: str, prefixes: list[str]) -> bool:
