@@ -1,4 +1,4 @@
-"""The ``cardiorisk`` command line: prepare, train, predict, serve, demo."""
+"""The ``cardiorisk`` command line: prepare, ingest, train, predict, serve, demo."""
 
 from __future__ import annotations
 
@@ -114,6 +114,94 @@ def prepare(
 
 
 @cli.command()
+def ingest(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files or folders: FHIR (.json/.ndjson), HL7 v2 (.hl7), lab or ECG "
+            "tables (.csv), WFDB (.hea), DICOM (.dcm), PNG."
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Folder for the quality report (JSON and Markdown).")
+    ] = PROJECT_ROOT / "var" / "ingest",
+    ecg_fs: Annotated[
+        float | None,
+        typer.Option(help="Sampling frequency (Hz) of ECG CSV files without one."),
+    ] = None,
+    site: Annotated[
+        str | None, typer.Option(help="Data holder (default: one per reader).")
+    ] = None,
+) -> None:
+    """Read any mix of clinical files and write a data-quality report.
+
+    Exits with status 1 when nothing usable was read.
+    """
+    from ingest.codes import load_code_tables
+    from ingest.dispatch import read_paths
+    from ingest.quality import quality_report, report_markdown
+
+    try:
+        config = load_data_config()
+        codes = load_code_tables()
+        codes.check_features(config.registry)
+        with _progress() as progress:
+            task = progress.add_task("reading files", total=None)
+            result, files = read_paths(paths, config, codes, ecg_fs=ecg_fs, site=site)
+            _step(progress, task, f"read {len(files)} inputs")
+    except (CardioriskError, ValueError) as error:
+        _fail(error)
+    report = quality_report(result, config.registry, files)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    (out / "quality.md").write_text(report_markdown(report), encoding="utf-8")
+    _print_ingest(report)
+    console.print(f"report: {out / 'quality.md'} and {out / 'quality.json'}")
+    if report["records"] == 0:
+        errors.print("[bold red]nothing usable was read[/]")
+        raise typer.Exit(code=1)
+
+
+def _print_ingest(report: dict) -> None:
+    """Print the files, sites and quarantine of an ingest report."""
+    files = Table(title="Files")
+    for column in ("file", "kind", "records", "quarantined", "not used", "detail"):
+        files.add_column(column)
+    for entry in report["files"]:
+        files.add_row(
+            Path(entry["path"]).name,
+            entry["kind"],
+            str(entry["records"]),
+            str(entry["quarantined"]),
+            str(entry["ignored"]),
+            entry["detail"][:90],
+        )
+    console.print(files)
+    sites = Table(title="Records per site and modality")
+    for column in ("site", "records", "modalities"):
+        sites.add_column(column)
+    for name, entry in report["sites"].items():
+        shares = ", ".join(f"{m} {n}" for m, n in entry["modalities"].items())
+        sites.add_row(name, str(entry["records"]), shares)
+    console.print(sites)
+    quarantine = report["quarantine"]
+    if quarantine["total"]:
+        table = Table(title=f"Quarantined: {quarantine['total']}")
+        for column in ("source", "field", "count", "first reason"):
+            table.add_column(column)
+        for group in quarantine["by_source_and_field"][:20]:
+            table.add_row(
+                group["source"], group["field"], str(group["count"]), group["example"]
+            )
+        console.print(table)
+    ignored = sum(report["ignored"].values())
+    console.print(
+        f"{report['records']} usable records; {ignored} inputs read but not used "
+        "(reasons in the report)"
+    )
+
+
+@cli.command()
 def train(
     rounds: Annotated[
         int | None, typer.Option(help="Federated rounds (config default).")
@@ -171,21 +259,34 @@ def train(
 
 @cli.command()
 def predict(
-    patient: Annotated[Path, typer.Argument(help="Patient JSON in the native schema.")],
+    patient: Annotated[
+        Path,
+        typer.Argument(help="Patient JSON: the native schema or a FHIR R4 Bundle."),
+    ],
     ecg: Annotated[
         Path | None,
-        typer.Option(help="WFDB record path (.hea, with its .dat beside it)."),
+        typer.Option(
+            help="ECG: a WFDB record (.hea with its signal files), a DICOM 12-lead "
+            "waveform (.dcm) or a CSV with one column per lead."
+        ),
+    ] = None,
+    ecg_fs: Annotated[
+        float | None, typer.Option(help="Sampling frequency (Hz) of a CSV ECG.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_fhir: Annotated[
+        bool, typer.Option("--fhir", help="Print a FHIR R4 RiskAssessment.")
+    ] = False,
     version: Annotated[
         str | None, typer.Option(help="Model version (default current).")
     ] = None,
     language: Annotated[str, typer.Option(help="Language of names: en or vi.")] = "en",
 ) -> None:
     """Risk per head, band, top five reasons and modality contributions."""
+    from app.fhir_out import fhir_subject, risk_assessment
     from app.service import PredictionService
     from app.settings import load_settings
-    from ingest.ecg import read_wfdb
+    from ingest.ecg import read_ecg
 
     started = time.perf_counter()
     try:
@@ -213,13 +314,17 @@ def predict(
                 f"{patient.name}: expected a JSON object, found {found}"
             )
         service = PredictionService(load_settings().models_path(), version)
-        signal = read_wfdb(ecg) if ecg is not None else None
-        record, warnings = service.record(
+        signal = read_ecg(ecg, fs=ecg_fs) if ecg is not None else None
+        record, warnings, basis = service.record(
             payload, signal, patient.name, ecg.name if ecg is not None else "ecg"
         )
         if language not in ("en", "vi"):
             raise CardioriskError(f"--language: expected en or vi, found {language!r}")
         result = service.predict(record, warnings=warnings, language=language)
+        if as_fhir:
+            subject = fhir_subject(payload) if "resourceType" in payload else None
+            print(json.dumps(risk_assessment(result, subject, basis), indent=2))
+            return
     except CardioriskError as error:
         _fail(error)
     elapsed = time.perf_counter() - started

@@ -61,6 +61,11 @@ class FeatureSpec(BaseModel):
     range: tuple[float, float]
     molar_mass: float | None = Field(None, gt=0, description="g/mol, for mmol/L")
     valence: int | None = Field(None, gt=0, description="charge of an ion, for mEq/L")
+    unit_implied: bool = Field(
+        False,
+        description="a value sent without a unit is taken in `unit` (age in years, "
+        "blood pressure in mmHg); never for labs, whose units differ by country",
+    )
 
     def normalise(self, value: float) -> float:
         """Map a value in the canonical unit to a unit-free model input."""

@@ -64,11 +64,18 @@ class ReadResult:
     ignored : dict
         Input read but not used, by reason (e.g. ``"LOINC 4544-3 not mapped"``
         -> count): not errors, but never silent either.
+    notes : list of str
+        What was read, for the report (e.g. ``"12 leads at 500 Hz, 10.0 s"``).
+    basis : dict
+        Patient key -> references of the source resources that filled the
+        record (e.g. ``"Observation/abc"``), for a FHIR RiskAssessment's basis.
     """
 
     records: list[PatientRecord] = field(default_factory=list)
     quarantine: list[QuarantineItem] = field(default_factory=list)
     ignored: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    basis: dict[str, list[str]] = field(default_factory=dict)
 
     def ignore(self, reason: str) -> None:
         """Count one piece of input read but not used."""
@@ -80,6 +87,9 @@ class ReadResult:
         self.quarantine.extend(other.quarantine)
         for reason, count in other.ignored.items():
             self.ignored[reason] = self.ignored.get(reason, 0) + count
+        self.notes.extend(other.notes)
+        for key, references in other.basis.items():
+            self.basis.setdefault(key, []).extend(references)
 
 
 @dataclass

@@ -132,7 +132,9 @@ def to_canonical(
             raise InputError(source, field, f"no unit ({spec.unit})", repr(unit))
         converted = float(value)
     elif not unit or not unit.strip():
-        raise InputError(source, field, expected, "no unit")
+        if not spec.unit_implied:
+            raise InputError(source, field, expected, "no unit")
+        converted = float(value)
     else:
         converted = _convert(float(value), unit, spec, source, field, expected)
     if not spec.is_plausible(converted):

@@ -87,3 +87,16 @@ def test_spellings_pint_reads() -> None:
     assert normalise_spelling("kg/m2") == "kg/m**2"
     assert normalise_spelling("µg/L") == "ug/L"
     assert normalise_spelling("/min") == "1/min"
+
+
+def test_an_implied_unit_only_where_one_unit_is_used_everywhere(
+    data_config: DataConfig,
+) -> None:
+    registry = data_config.registry
+    assert to_canonical(61, None, registry["age"], feature="age", source="x") == 61
+    assert to_canonical(
+        148, "", registry["systolic_bp"], feature="systolic_bp", source="x"
+    ) == pytest.approx(148)
+    # Labs differ by country (mg/dL or mmol/L): never assumed.
+    with pytest.raises(InputError, match="no unit"):
+        to_canonical(5.2, None, registry["glucose"], feature="glucose", source="x")
