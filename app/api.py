@@ -1,10 +1,11 @@
-"""The HTTP API: health and predictions (JSON patient, optional WFDB ECG upload)."""
+"""The HTTP API: health and predictions (native or FHIR patient, optional ECG)."""
 
 from __future__ import annotations
 
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -13,11 +14,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.fhir_out import fhir_subject, risk_assessment
 from app.schemas import Health, PredictionResult
 from app.service import PredictionService
 from app.settings import AppSettings, load_settings
-from ingest.ecg import read_wfdb_upload
+from ingest.ecg import read_ecg_upload, read_wfdb_upload
 from ingest.errors import CardioriskError, InputError
+from ingest.schema import ECG
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +121,36 @@ def create_app(
             UploadFile | None,
             File(description="WFDB signal file (.dat) named by the header."),
         ] = None,
+        ecg_file: Annotated[
+            UploadFile | None,
+            File(
+                description="A one-file ECG instead of the WFDB pair: a DICOM "
+                "12-lead ECG waveform (.dcm) or a CSV with one column per lead."
+            ),
+        ] = None,
+        ecg_fs: Annotated[
+            float | None,
+            Form(gt=0, description="Sampling frequency (Hz) of a CSV ECG."),
+        ] = None,
         explain: Annotated[
             bool, Query(description="Compute reasons and modality contributions.")
         ] = True,
         language: Annotated[str, Query(pattern="^(en|vi)$")] = "en",
-    ) -> PredictionResult:
-        """Risk per head with band, horizon, top five reasons and modality shares."""
+        format: Annotated[
+            str,
+            Query(
+                pattern="^(native|fhir)$",
+                description="`fhir` answers with a FHIR R4 RiskAssessment.",
+            ),
+        ] = "native",
+    ) -> PredictionResult | JSONResponse:
+        """Risk per head with band, horizon, top five reasons and modality shares.
+
+        `patient` is the native JSON or a FHIR R4 Bundle with one Patient and its
+        Observations, Conditions, Procedures and medications. With
+        `format=fhir` the answer is a FHIR R4 RiskAssessment
+        (`application/fhir+json`).
+        """
         service: PredictionService = api.state.service
         try:
             payload = json.loads(patient)
@@ -145,35 +172,70 @@ def create_app(
                 "both files of the WFDB pair",
                 "only one",
             )
-        uploads = None
+        if ecg_file is not None and ecg_header is not None:
+            raise InputError(
+                "request",
+                "ecg_file",
+                "either ecg_file or the ecg_header/ecg_signal pair",
+                "both",
+            )
+        upload = None
         if ecg_header is not None and ecg_signal is not None:
-            uploads = (
+            upload = ECGUpload(
+                Path(ecg_header.filename or "upload.hea").name,
                 await _read_limited(ecg_header, max_bytes),
                 await _read_limited(ecg_signal, max_bytes),
-                Path(ecg_header.filename or "upload.hea").name,
+            )
+        elif ecg_file is not None:
+            upload = ECGUpload(
+                Path(ecg_file.filename or "upload").name,
+                await _read_limited(ecg_file, max_bytes),
+                fs=ecg_fs,
             )
         # The work itself runs in a worker thread: /health stays responsive.
-        return await run_in_threadpool(
-            _answer, service, payload, uploads, explain, language
+        result, basis = await run_in_threadpool(
+            _answer, service, payload, upload, explain, language
         )
+        if format == "fhir":
+            subject = fhir_subject(payload) if "resourceType" in payload else None
+            resource = risk_assessment(result, subject, basis)
+            return JSONResponse(resource, media_type="application/fhir+json")
+        return result
 
     return api
+
+
+@dataclass(frozen=True)
+class ECGUpload:
+    """An uploaded ECG: a WFDB pair (header + signal) or one DICOM/CSV file."""
+
+    name: str
+    content: bytes
+    signal: bytes | None = None
+    fs: float | None = None
+
+    def read(self) -> ECG:
+        """Read the ECG with the reader its files call for."""
+        if self.signal is not None:
+            return read_wfdb_upload(self.content, self.signal, self.name)
+        return read_ecg_upload(self.name, self.content, self.fs)
 
 
 def _answer(
     service: PredictionService,
     payload: dict,
-    uploads: tuple[bytes, bytes, str] | None,
+    upload: ECGUpload | None,
     explain: bool,
     language: str,
-) -> PredictionResult:
-    """Read the ECG, validate the patient and predict (blocking work)."""
-    ecg, ecg_source = None, "ecg"
-    if uploads is not None:
-        header, signal, ecg_source = uploads
-        ecg = read_wfdb_upload(header, signal, ecg_source)
-    record, warnings = service.record(payload, ecg, "request", ecg_source)
-    return service.predict(record, explain, warnings, language)
+) -> tuple[PredictionResult, list[dict]]:
+    """Read the ECG, validate the patient and predict (blocking work).
+
+    Returns the prediction and the FHIR basis: references to the inputs used.
+    """
+    ecg = upload.read() if upload is not None else None
+    ecg_source = upload.name if upload is not None else "ecg"
+    record, warnings, basis = service.record(payload, ecg, "request", ecg_source)
+    return service.predict(record, explain, warnings, language), basis
 
 
 async def _read_limited(upload: UploadFile, max_bytes: int) -> bytes:

@@ -14,8 +14,11 @@ from explain.attributions import integrated_gradients
 from explain.contributions import modality_shapley
 from explain.reasons import reasons
 from fusion.versions import load_version
+from ingest.codes import load_code_tables
+from ingest.config import load_data_config
 from ingest.ecg import conform_ecg, lead_problems
 from ingest.errors import InputError
+from ingest.fhir import read_fhir_bundle
 from ingest.patient_json import parse_patient
 from ingest.schema import ECG, HEADS, PatientRecord
 from modalities.batch import MODALITIES, encode_records
@@ -39,6 +42,10 @@ class PredictionService:
             models_dir, version
         )
         self.version: str = self.metadata["version"]
+        # Readers fill model inputs (as this version knows them) and the
+        # recorded-only features of the current configs.
+        self.registry = {**load_data_config().registry, **self.data.features}
+        self.codes = load_code_tables()
         logger.info("serving model version %s", self.version)
 
     def record(
@@ -47,44 +54,48 @@ class PredictionService:
         ecg: ECG | None = None,
         source: str = "request",
         ecg_source: str = "ecg",
-    ) -> tuple[PatientRecord, list[str]]:
-        """Validate a native-schema patient (and ECG) into a record, plus warnings.
+    ) -> tuple[PatientRecord, list[str], list[dict]]:
+        """Validate a patient (and ECG) into a record, plus warnings and basis.
 
         Parameters
         ----------
         patient : dict
-            The decoded patient JSON.
+            The decoded JSON: the native schema, or a FHIR R4 Bundle holding one
+            Patient (``resourceType`` ``Bundle``).
         ecg : ECG, optional
             The ECG as read (any leads, ``fs`` and length; conformed here).
         source, ecg_source : str
             Names of the patient input and the ECG file, for error messages.
+
+        Returns
+        -------
+        record : PatientRecord
+        warnings : list of str
+            What was read but not used, set aside, padded or flat.
+        basis : list of dict
+            FHIR References to the inputs used (Bundle entries, the ECG file).
         """
-        warnings = []
-        conformed = None
-        if ecg is not None:
-            conformed = conform_ecg(ecg, self.data.ecg, ecg_source)
-            problems = lead_problems(ecg, self.data.ecg)
-            if problems["missing"]:
-                missing = ", ".join(problems["missing"])
-                warnings.append(f"ECG leads missing (read as zeros): {missing}")
-            if problems["flat"]:
-                warnings.append(
-                    "ECG leads flat or empty, lead off? (read as zeros): "
-                    + ", ".join(problems["flat"])
-                )
-            if ecg.duration_s < self.data.ecg.duration_s:
-                warnings.append(
-                    f"ECG is {ecg.duration_s:.1f} s long; the model reads "
-                    f"{self.data.ecg.duration_s:g} s (the rest is zero-padded)"
-                )
-        record = parse_patient(
-            patient, self.data.features, source, conformed, self.data.timeline_features
-        )
+        warnings: list[str] = []
+        basis: list[dict] = []
+        conformed = self._conform(ecg, ecg_source, warnings) if ecg else None
+        if patient.get("resourceType") is not None:
+            record, references = self._from_fhir(patient, source, warnings)
+            record.ecg = conformed
+            basis += [{"reference": reference} for reference in references]
+        else:
+            record = parse_patient(
+                patient, self.registry, source, conformed, self.data.timeline_features
+            )
         kept = self.data.max_timeline_steps
         if len(record.timeline) > kept:
             warnings.append(
                 f"{len(record.timeline)} earlier visits given; the model reads the "
                 f"{kept} most recent"
+            )
+        unused = sorted(set(record.features) - set(self.data.features))
+        if unused:
+            warnings.append(
+                "read but not used by this model version: " + ", ".join(unused)
             )
         if not record.modalities:
             raise InputError(
@@ -93,7 +104,60 @@ class PredictionService:
                 "at least one feature, an ECG or an earlier visit",
                 "no data",
             )
-        return record, warnings
+        if ecg is not None:
+            basis.append({"display": f"ECG {ecg_source}"})
+        return record, warnings, basis
+
+    def _conform(self, ecg: ECG, ecg_source: str, warnings: list[str]) -> ECG:
+        conformed = conform_ecg(ecg, self.data.ecg, ecg_source)
+        problems = lead_problems(ecg, self.data.ecg)
+        if problems["missing"]:
+            missing = ", ".join(problems["missing"])
+            warnings.append(f"ECG leads missing (read as zeros): {missing}")
+        if problems["flat"]:
+            warnings.append(
+                "ECG leads flat or empty, lead off? (read as zeros): "
+                + ", ".join(problems["flat"])
+            )
+        warnings += [f"ECG: {note}" for note in problems["trimmed"]]
+        if problems["ignored"]:
+            warnings.append(
+                "ECG signals the model does not read: " + ", ".join(problems["ignored"])
+            )
+        if ecg.duration_s < self.data.ecg.duration_s:
+            warnings.append(
+                f"ECG is {ecg.duration_s:.1f} s long; the model reads "
+                f"{self.data.ecg.duration_s:g} s (the rest is zero-padded)"
+            )
+        return conformed
+
+    def _from_fhir(
+        self, bundle: dict, source: str, warnings: list[str]
+    ) -> tuple[PatientRecord, list[str]]:
+        if bundle.get("resourceType") != "Bundle":
+            found = str(bundle.get("resourceType"))[:40]
+            raise InputError(source, "resourceType", "Bundle", found)
+        read = read_fhir_bundle(
+            bundle,
+            source=source,
+            registry=self.registry,
+            codes=self.codes,
+            timeline_features=self.data.timeline_features,
+            max_timeline_steps=self.data.max_timeline_steps,
+            site="request",
+        )
+        if len(read.records) != 1:
+            raise InputError(
+                source,
+                "entry",
+                "a Bundle holding one patient's data",
+                f"{len(read.records)} patients with usable data",
+            )
+        # Set-aside parts of the Bundle are reported, never silently dropped.
+        warnings += [f"{item.field}: {item.reason}" for item in read.quarantine]
+        warnings += [f"{reason} (x{n})" for reason, n in read.ignored.items()]
+        record = read.records[0]
+        return record, read.basis.get(record.patient_id, [])
 
     def predict(
         self,

@@ -1,0 +1,199 @@
+"""FHIR in and out through the API and the CLI: Bundle, DICOM ECG, RiskAssessment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from fhir.resources.R4B.riskassessment import RiskAssessment
+from typer.testing import CliRunner
+
+from app.api import create_app
+from app.cli import cli
+from app.settings import AppSettings
+
+BUNDLE = {
+    "resourceType": "Bundle",
+    "type": "collection",
+    "entry": [
+        {
+            "fullUrl": "urn:uuid:7f1c0e52-0000-4000-8000-000000000001",
+            "resource": {
+                "resourceType": "Patient",
+                "id": "p1",
+                "gender": "male",
+                "birthDate": "1956-04-02",
+            },
+        },
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "id": "bp",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+                "subject": {
+                    "reference": "urn:uuid:7f1c0e52-0000-4000-8000-000000000001"
+                },
+                "effectiveDateTime": "2026-11-30T08:00:00Z",
+                "component": [
+                    {
+                        "code": {
+                            "coding": [{"system": "http://loinc.org", "code": "8480-6"}]
+                        },
+                        "valueQuantity": {"value": 152, "unit": "mm[Hg]"},
+                    },
+                    {
+                        "code": {
+                            "coding": [{"system": "http://loinc.org", "code": "8462-4"}]
+                        },
+                        "valueQuantity": {"value": 91, "unit": "mm[Hg]"},
+                    },
+                ],
+            },
+        },
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "id": "chol",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "14647-2"}]},
+                "subject": {
+                    "reference": "urn:uuid:7f1c0e52-0000-4000-8000-000000000001"
+                },
+                "effectiveDateTime": "2026-11-30T08:00:00Z",
+                "valueQuantity": {
+                    "value": 6.2,
+                    "unit": "mmol/L",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "mmol/L",
+                },
+            },
+        },
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "id": "no-status",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                "subject": {
+                    "reference": "urn:uuid:7f1c0e52-0000-4000-8000-000000000001"
+                },
+                "valueQuantity": {"value": 80, "unit": "/min"},
+            },
+        },
+        {
+            "resource": {
+                "resourceType": "Condition",
+                "id": "htn",
+                "code": {
+                    "coding": [{"system": "http://snomed.info/sct", "code": "59621000"}]
+                },
+                "subject": {
+                    "reference": "urn:uuid:7f1c0e52-0000-4000-8000-000000000001"
+                },
+            },
+        },
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def client(model_version) -> TestClient:
+    models, _ = model_version
+    return TestClient(create_app(AppSettings(models_dir=str(models))))
+
+
+@pytest.fixture(scope="module")
+def dicom_ecg(real_data: Path) -> Path:
+    return real_data / "imaging_cxr_dicom/pydicom_test_files/waveform_ecg.dcm"
+
+
+def test_bundle_in_risk_assessment_out(client: TestClient, dicom_ecg: Path) -> None:
+    response = client.post(
+        "/v1/predictions?format=fhir",
+        data={"patient": json.dumps(BUNDLE)},
+        files={"ecg_file": ("waveform_ecg.dcm", dicom_ecg.read_bytes())},
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    body = response.json()
+    resource = RiskAssessment.model_validate(body)  # valid FHIR
+    assert resource.status == "final"
+    assert body["subject"] == {
+        "reference": "urn:uuid:7f1c0e52-0000-4000-8000-000000000001"
+    }
+    assert (
+        body["method"]["coding"][0]["code"]
+        == client.get("/health").json()["model_version"]
+    )
+    outcomes = [p["outcome"]["coding"][0]["code"] for p in body["prediction"]]
+    assert outcomes == ["57054005", "230690007", "116223007", "53741008"]
+    for prediction in body["prediction"]:
+        assert 0 <= prediction["probabilityDecimal"] <= 1
+        band = prediction["qualitativeRisk"]["coding"][0]["code"]
+        assert band in {"low", "moderate", "high"}
+    stroke = body["prediction"][1]
+    assert stroke["whenRange"]["high"] == {
+        "value": 10.0,
+        "unit": "a",
+        "system": "http://unitsofmeasure.org",
+        "code": "a",
+    }
+    basis = [item.get("reference") or item.get("display") for item in body["basis"]]
+    assert "ECG waveform_ecg.dcm" in basis
+    assert any(ref and ref.endswith("chol") for ref in basis)
+    # The Observation without status was set aside and said so, not dropped.
+    notes = " ".join(note["text"] for note in body["note"])
+    assert "status" in notes
+
+
+def test_bundle_values_reach_the_model(client: TestClient) -> None:
+    response = client.post("/v1/predictions", data={"patient": json.dumps(BUNDLE)})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["modalities_used"] == ["tabular"]
+    values = {
+        reason["name"]: reason["value"]
+        for head in body["risks"]
+        for reason in head["reasons"]
+    }
+    # 6.2 mmol/L total cholesterol is 239.7 mg/dL; BP from the panel components.
+    if "total_cholesterol" in values:
+        assert values["total_cholesterol"] == pytest.approx(239.7, abs=0.1)
+    if "systolic_bp" in values:
+        assert values["systolic_bp"] == 152
+
+
+def test_a_bundle_without_a_patient_is_refused(client: TestClient) -> None:
+    empty = {"resourceType": "Bundle", "type": "collection", "entry": []}
+    response = client.post("/v1/predictions", data={"patient": json.dumps(empty)})
+    assert response.status_code == 422
+    assert "one patient" in response.json()["detail"]
+
+
+def test_ecg_file_and_wfdb_pair_together_are_refused(
+    client: TestClient, dicom_ecg: Path, ecg_upload: dict
+) -> None:
+    response = client.post(
+        "/v1/predictions",
+        data={"patient": json.dumps({"age": 60})},
+        files={"ecg_file": ("w.dcm", dicom_ecg.read_bytes()), **ecg_upload},
+    )
+    assert response.status_code == 422
+    assert "ecg_file" in response.json()["detail"]
+
+
+def test_cli_predict_bundle_with_dicom_ecg_as_fhir(
+    model_version, dicom_ecg: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("CARDIORISK_MODELS_DIR", str(model_version[0]))
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(json.dumps(BUNDLE), encoding="utf-8")
+    result = CliRunner().invoke(
+        cli, ["predict", str(bundle), "--ecg", str(dicom_ecg), "--fhir"]
+    )
+    assert result.exit_code == 0, result.output
+    resource = RiskAssessment.model_validate_json(result.output)
+    assert len(resource.prediction) == 4
+    assert resource.subject.reference.startswith("urn:uuid:")
