@@ -2,7 +2,8 @@
 
 FHIR (Bundle ``.json``, bulk ``.ndjson``), HL7 v2 (``.hl7``), lab tables and ECG
 tables (``.csv``), WFDB records (``.hea`` with its signal files), DICOM (``.dcm``:
-a 12-lead ECG waveform or an image) and PNG images. A file that cannot be read is
+a 12-lead ECG waveform or an image), PNG images, and a PTB-XL folder (read whole by
+its own reader, with labels and sites). A file that cannot be read is
 quarantined as a whole, with the reader's error; the other files still count.
 ECGs and images carry no link to a patient of another file, so each becomes a
 record of its own.
@@ -27,6 +28,7 @@ from ingest.hl7v2 import read_hl7v2
 from ingest.imaging import read_image
 from ingest.lab_table import read_lab_table
 from ingest.observations import ReadResult, pseudonym
+from ingest.ptbxl import read_ptbxl
 from ingest.schema import PatientRecord
 
 logger = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ NOT_DATA = {".md", ".txt", ".pdf", ".gz", ".zip", ".py", ".yaml", ".yml"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 MIN_ECG_LEADS_IN_CSV = 2  # a CSV naming this many leads is an ECG, else a lab table
 WHOLE_FILE = "(whole file)"
+PTBXL_FILES = ("ptbxl_database.csv", "scp_statements.csv")  # a PTB-XL folder
 
 
 def read_paths(
@@ -82,7 +85,9 @@ def read_paths(
     singles: list[tuple[str, Path | list[Path]]] = []
     for path in _expand(paths):
         kind = _kind(path)
-        if kind == "ndjson":
+        if kind == "ptbxl":
+            singles.append((kind, path))
+        elif kind == "ndjson":
             ndjson_by_folder[path.parent].append(path)
         elif kind in {"companion", "not data"}:
             if kind == "not data":
@@ -99,6 +104,7 @@ def read_paths(
         "lab-table": lambda p: read_lab_table(p, site=site or "lab", **common),
         "image": lambda p: _image_record(p, site or "imaging"),
         "ecg": lambda p: _ecg_record(p, config, ecg_fs, site or "ecg"),
+        "ptbxl": lambda p: _ptbxl_records(p, config),
     }
     groups = [("fhir", sorted(g)) for _, g in sorted(ndjson_by_folder.items())]
     groups += singles
@@ -121,8 +127,16 @@ def read_paths(
 def _expand(paths: Iterable[Path]) -> list[Path]:
     found = []
     for path in paths:
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file())
+        if path.is_dir() and _is_ptbxl(path):
+            found.append(path)  # read whole by its own reader, labels and sites
+        elif path.is_dir():
+            inner = sorted(p for p in path.rglob("*") if p.is_dir() and _is_ptbxl(p))
+            found += inner
+            found += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not any(folder in p.parents for folder in inner)
+            )
         elif path.is_file():
             found.append(path)
         else:
@@ -130,7 +144,13 @@ def _expand(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+def _is_ptbxl(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in PTBXL_FILES)
+
+
 def _kind(path: Path) -> str:
+    if path.is_dir():
+        return "ptbxl"
     suffix = path.suffix.lower()
     if suffix == ".ndjson":
         return "ndjson"
@@ -226,6 +246,17 @@ def _ecg_record(
         ecg=conform_ecg(ecg, config.ecg, path.name),
     )
     return ReadResult(records=[record], notes=[note])
+
+
+def _ptbxl_records(folder: Path, config: DataConfig) -> ReadResult:
+    quarantine: list[QuarantineItem] = []
+    records = read_ptbxl(
+        folder, config.sources.ptbxl, config.ecg, config.registry, quarantine
+    )
+    sites = len({record.site for record in records})
+    labelled = sum("acute_mi" in record.labels for record in records)
+    note = f"PTB-XL: {len(records)} records from {sites} sites, {labelled} labelled"
+    return ReadResult(records=records, quarantine=quarantine, notes=[note])
 
 
 def _image_record(path: Path, site: str) -> ReadResult:

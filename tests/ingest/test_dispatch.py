@@ -113,3 +113,18 @@ def test_cli_ingest_names_a_missing_path(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["ingest", str(tmp_path / "nope.hl7")])
     assert result.exit_code == 2
     assert "nope.hl7" in result.output and "existing file" in result.output
+
+
+def test_a_ptbxl_folder_is_read_whole_with_labels_and_sites(
+    real_data: Path, data_config: DataConfig
+) -> None:
+    result, files = read_paths(
+        [real_data / "ptbxl_subset"], data_config, load_code_tables()
+    )
+    assert [entry["kind"] for entry in files] == ["ptbxl"]
+    assert len(result.records) == 500
+    assert {record.site for record in result.records} == {
+        f"ptbxl_site{n}" for n in range(4)
+    }
+    assert sum("acute_mi" in record.labels for record in result.records) > 400
+    assert all(record.ecg.signal.shape == (12, 1000) for record in result.records)
