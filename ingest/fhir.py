@@ -18,12 +18,14 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ingest.codes import CodeTables
 from ingest.config import FeatureSpec
 from ingest.errors import InputError, QuarantineItem
+from ingest.fhir_dates import instant
 from ingest.fhir_flags import condition_flags, medication_flags, procedure_flags
 from ingest.fhir_load import SUFFIXES, Entry, load_file, load_payload
 from ingest.fhir_observations import read_observation
@@ -40,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 READER = "fhir"
 MEDICATION_TYPES = ("MedicationRequest", "MedicationStatement")
+SURGERY_CONTEXT_DAYS = 30  # an operation this close to the record is its index one
 
 
 def read_fhir(
@@ -179,6 +182,7 @@ def _records(
     # 2. Observations become values; Conditions, Procedures and medications flags.
     observations: list[Observation] = []
     flags: dict[str, set[str]] = defaultdict(set)
+    operations: dict[str, list[tuple[datetime | None, set[str]]]] = defaultdict(list)
     for entry in entries:
         kind = entry.resource_type
         if kind in ("Patient", "Medication"):
@@ -200,12 +204,36 @@ def _records(
             used = bool(values)
         else:
             found = _flags(entry, codes, medications, result)
+            surgery = found & set(codes.procedures)
+            if kind == "Procedure" and surgery:
+                operations[key].append((_performed(entry.resource), surgery))
+                found -= surgery
             flags[key] |= found
-            used = bool(found)
+            used = bool(found or surgery)
         if used:
             _add_basis(result, key, entry)
 
-    # 3. Flags join the facts; a deceased patient's age needs a dated observation.
+    # 3. Surgery context comes from the index operation only: one planned or under
+    # way, or done within SURGERY_CONTEXT_DAYS of the patient's latest value.
+    latest: dict[str, datetime] = {}
+    for obs in observations:
+        if obs.time is not None and (
+            obs.patient_key not in latest or obs.time > latest[obs.patient_key]
+        ):
+            latest[obs.patient_key] = obs.time
+    for key, done in operations.items():
+        dated = [when for when, _ in done if when is not None]
+        anchor = latest.get(key) or max(dated, default=None)
+        for when, surgery in done:
+            if when is None or anchor is None or _recent(when, anchor):
+                flags[key] |= surgery
+            else:
+                result.ignore(
+                    f"surgery more than {SURGERY_CONTEXT_DAYS} days before the "
+                    "record: history, not the index operation"
+                )
+
+    # 4. Flags join the facts; a deceased patient's age needs a dated observation.
     for key, names in flags.items():
         patient = facts.setdefault(key, PatientFacts())
         patient.flags.update({name: 1.0 for name in sorted(names) if name in registry})
@@ -218,7 +246,7 @@ def _records(
                 " age left missing"
             )
 
-    # 4. One record per patient.
+    # 5. One record per patient.
     records, conflicts = assemble_records(
         observations,
         facts,
@@ -254,6 +282,19 @@ def _flags(
     if kind in MEDICATION_TYPES:
         return medication_flags(entry, codes, medications, result)
     return set()
+
+
+def _performed(resource: Any) -> datetime | None:
+    """When a Procedure was done (performedDateTime or the period's start)."""
+    period = getattr(resource, "performedPeriod", None)
+    return instant(getattr(resource, "performedDateTime", None)) or (
+        instant(period.start) if period is not None else None
+    )
+
+
+def _recent(when: datetime, anchor: datetime) -> bool:
+    """Whether an operation is the index one: at most N days before the anchor."""
+    return abs((anchor - when).days) <= SURGERY_CONTEXT_DAYS
 
 
 def _add_basis(result: ReadResult, key: str, entry: Entry) -> None:

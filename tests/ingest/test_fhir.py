@@ -333,6 +333,30 @@ def test_smoking_medication_and_procedure(options) -> None:
     assert features["surgery_laparoscopic"] == 1.0
 
 
+def test_only_the_index_operation_sets_the_surgery_context(options) -> None:
+    def colectomy(when: str, status: str = "completed") -> dict:
+        return {
+            "resource": {
+                "resourceType": "Procedure",
+                "status": status,
+                "code": {"coding": [{"system": SNOMED, "code": "23968004"}]},
+                "subject": {"reference": "Patient/pt-1"},
+                "performedDateTime": when,
+            }
+        }
+
+    latest_value = _observation(
+        "8480-6", "2024-03-01T08:00:00Z", **_quantity(130, "mm[Hg]")
+    )
+    old = _bundle(_patient(), latest_value, colectomy("1994-05-02"))
+    result = read_fhir_bundle(old, **options)
+    assert "surgery_major_abdominal" not in _one(result).features
+    assert any("not the index operation" in reason for reason in result.ignored)
+    recent = _bundle(_patient(), latest_value, colectomy("2024-02-20"))
+    features = _one(read_fhir_bundle(recent, **options)).features
+    assert features["surgery_major_abdominal"] == 1.0
+
+
 def test_ndjson_with_a_broken_line(tmp_path: Path, options) -> None:
     pulse = _observation("8867-4", **_quantity(64, "/min"))["resource"]
     pulse["subject"] = {"reference": "Patient/pt-1"}  # NDJSON has no fullUrl
