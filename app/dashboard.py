@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from app.i18n import DEFAULT_LANGUAGE, LANGUAGES, has_message, translate
 from app.schemas import HeadRisk, PredictionResult
 from ingest.config import FeatureSpec, load_data_config, load_yaml
-from ingest.ecg import read_wfdb_upload
+from ingest.ecg import read_ecg_upload, read_wfdb_upload
 from ingest.errors import CardioriskError, InputError
 from ingest.schema import ECG
 
@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_API_URL = "http://127.0.0.1:8000"
 PREDICT_TIMEOUT_S = 30.0
 HEALTH_TIMEOUT_S = 2.0
+SINGLE_FILE_ECG = (".dcm", ".csv")  # DICOM 12-lead waveform, CSV one column per lead
 
 # Band -> (Streamlit colour name for markdown badges, hex colour for Plotly).
 BAND_COLOURS = {
@@ -388,8 +389,8 @@ def contribution_figure(risk: HeadRisk, language: str = DEFAULT_LANGUAGE) -> go.
     return figure
 
 
-def wfdb_pair(files: Sequence[tuple[str, bytes]]) -> tuple[tuple[str, bytes], ...]:
-    """Pick the ``.hea`` header and the ``.dat`` signal out of uploaded files.
+def ecg_fields(files: Sequence[tuple[str, bytes]]) -> dict[str, tuple[str, bytes]]:
+    """Sort uploaded ECG files into the API's multipart fields.
 
     Parameters
     ----------
@@ -398,40 +399,66 @@ def wfdb_pair(files: Sequence[tuple[str, bytes]]) -> tuple[tuple[str, bytes], ..
 
     Returns
     -------
-    tuple
-        ``()`` when nothing was uploaded, else ``((header_name, header_bytes),
-        (signal_name, signal_bytes))``.
+    dict
+        ``{}`` when nothing was uploaded; ``{"ecg_header": ..., "ecg_signal": ...}``
+        for a WFDB pair; ``{"ecg_file": ...}`` for one DICOM (``.dcm``) or CSV file.
 
     Raises
     ------
     InputError
-        Unless there is exactly one ``.hea`` and one ``.dat`` file.
+        Unless the files are one ``.hea`` and one ``.dat``, or one ``.dcm``/``.csv``.
     """
     if not files:
-        return ()
-    headers = [item for item in files if item[0].lower().endswith(".hea")]
-    signals = [item for item in files if item[0].lower().endswith(".dat")]
-    if len(headers) != 1 or len(signals) != 1 or len(files) != 2:
-        found = ", ".join(name for name, _ in files)
-        raise InputError("upload", "ECG files", "one .hea and one .dat file", found)
-    return headers[0], signals[0]
+        return {}
+    suffixes = [Path(name).suffix.lower() for name, _ in files]
+    if len(files) == 1 and suffixes[0] in SINGLE_FILE_ECG:
+        return {"ecg_file": files[0]}
+    if sorted(suffixes) == [".dat", ".hea"]:
+        header = files[suffixes.index(".hea")]
+        return {"ecg_header": header, "ecg_signal": files[suffixes.index(".dat")]}
+    found = ", ".join(name for name, _ in files)
+    expected = "one .hea and one .dat file, or one .dcm or .csv file"
+    raise InputError("upload", "ECG files", expected, found)
 
 
 def read_uploaded_ecg(
-    header_name: str, header: bytes, signal_name: str, signal: bytes
+    fields: Mapping[str, tuple[str, bytes]], fs: float | None = None
 ) -> ECG:
-    """Read an uploaded WFDB pair with `ingest.ecg.read_wfdb_upload`.
+    """Read uploaded ECG files (see `ecg_fields`) with the project's readers.
 
-    The header names the signal file it reads, so the uploaded signal's own name
-    does not matter; unsafe names in the header are refused there.
+    A WFDB header names the signal file it reads, so the uploaded signal's own name
+    does not matter; unsafe names in the header are refused there. ``fs`` (Hz) is
+    needed for a CSV that does not state it.
 
     Raises
     ------
     InputError
-        When the header names no single plain signal file, or WFDB cannot read it.
+        When the files cannot be read, naming the file, field and expectation.
     """
     logger.debug("reading an uploaded ECG")
+    if "ecg_file" in fields:
+        name, content = fields["ecg_file"]
+        return read_ecg_upload(Path(name).name or "upload", content, fs)
+    (header_name, header), (_, signal) = fields["ecg_header"], fields["ecg_signal"]
     return read_wfdb_upload(header, signal, source=Path(header_name).name or "upload")
+
+
+def read_bundle(name: str, content: bytes) -> dict:
+    """Decode an uploaded FHIR Bundle (JSON, UTF-8, a byte-order mark allowed).
+
+    Raises
+    ------
+    InputError
+        When the file is not JSON or not a FHIR Bundle.
+    """
+    try:
+        bundle = json.loads(content.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise InputError(name, "file", "a FHIR Bundle as JSON", "not JSON") from error
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        found = bundle.get("resourceType") if isinstance(bundle, dict) else None
+        raise InputError(name, "resourceType", "Bundle", str(found)[:40])
+    return bundle
 
 
 def ecg_figure(ecg: ECG, language: str = DEFAULT_LANGUAGE) -> go.Figure:
@@ -496,10 +523,11 @@ def ecg_figure(ecg: ECG, language: str = DEFAULT_LANGUAGE) -> go.Figure:
 def request_prediction(
     base_url: str,
     patient: Mapping[str, Any],
-    ecg_files: tuple[tuple[str, bytes], ...] = (),
+    ecg: Mapping[str, tuple[str, bytes]] | None = None,
     language: str = DEFAULT_LANGUAGE,
     client: httpx.Client | None = None,
     timeout_s: float = PREDICT_TIMEOUT_S,
+    ecg_fs: float | None = None,
 ) -> PredictionResult:
     """POST a patient (and an optional WFDB pair) to ``/v1/predictions``.
 
@@ -508,15 +536,17 @@ def request_prediction(
     base_url : str
         API base URL.
     patient : Mapping
-        Native-schema patient (`build_patient_payload`).
-    ecg_files : tuple
-        ``()`` or ``((header_name, bytes), (signal_name, bytes))`` (`wfdb_pair`).
+        Native-schema patient (`build_patient_payload`) or a FHIR R4 Bundle.
+    ecg : Mapping, optional
+        ECG multipart fields (`ecg_fields`); a CSV's ``fs`` goes in ``ecg_fs``.
     language : str
         Sent as the ``language`` query parameter.
     client : httpx.Client, optional
         A client to use (tests pass one with a mock transport).
     timeout_s : float
         Time allowed for the answer, in s.
+    ecg_fs : float, optional
+        Sampling frequency (Hz) of a CSV ECG.
 
     Returns
     -------
@@ -533,10 +563,10 @@ def request_prediction(
     files: dict[str, tuple[str | None, bytes]] = {
         "patient": (None, json.dumps(dict(patient)).encode("utf-8"))
     }
-    if ecg_files:
-        (header_name, header), (signal_name, signal) = ecg_files
-        files["ecg_header"] = (header_name, header)
-        files["ecg_signal"] = (signal_name, signal)
+    for part, (name, content) in (ecg or {}).items():
+        files[part] = (name, content)
+    if ecg_fs is not None:
+        files["ecg_fs"] = (None, str(ecg_fs).encode())
     url = f"{base_url}/v1/predictions"
     response = _send(
         client,
@@ -755,10 +785,24 @@ def _patient_form(
 
         uploaded = st.file_uploader(
             translate("upload.ecg", language),
-            type=["hea", "dat"],
+            type=["hea", "dat", "dcm", "csv"],
             accept_multiple_files=True,
             help=translate("upload.ecg_help", language),
         )
+        values["ecg_fs"] = st.number_input(
+            translate("upload.ecg_fs", language),
+            min_value=50.0,
+            max_value=10000.0,
+            value=None,
+            help=translate("upload.ecg_fs_help", language),
+        )
+        bundle = st.file_uploader(
+            translate("upload.fhir", language),
+            type=["json"],
+            help=translate("upload.fhir_help", language),
+        )
+        if bundle is not None:
+            values["fhir_bundle"] = (bundle.name, bundle.getvalue())
         submitted = st.form_submit_button(translate("form.submit", language))
     uploads = [(file.name, file.getvalue()) for file in uploaded or []]
     return submitted, values, uploads
@@ -774,27 +818,28 @@ def _submit(
     st.session_state["ecg"] = None
 
     # Read the ECG here first: a bad file is explained before anything is sent.
+    fs = values.pop("ecg_fs", None)
+    bundle = values.pop("fhir_bundle", None)
     try:
-        pair = wfdb_pair(uploads)
+        fields = ecg_fields(uploads)
     except InputError:
         found = ", ".join(name for name, _ in uploads)
         st.error(translate("error.ecg_pair", language, found=found))
         return
-    if pair:
-        (header_name, header), (signal_name, signal) = pair
+    if fields:
         try:
-            st.session_state["ecg"] = read_uploaded_ecg(
-                header_name, header, signal_name, signal
-            )
+            st.session_state["ecg"] = read_uploaded_ecg(fields, fs)
         except InputError as error:
             st.error(translate("error.ecg", language, detail=str(error)))
             return
 
-    # Ask the API.
+    # Ask the API, with the FHIR Bundle in place of the form when one is given.
     try:
-        patient = build_patient_payload(values)
+        patient = read_bundle(*bundle) if bundle else build_patient_payload(values)
+        if bundle:
+            st.info(translate("upload.fhir_used", language, name=bundle[0]))
         with st.spinner(translate("form.sending", language)):
-            result = request_prediction(base_url, patient, pair, language)
+            result = request_prediction(base_url, patient, fields, language, ecg_fs=fs)
     except APIError as error:
         st.error(error.message(language))
         return

@@ -12,16 +12,17 @@ from app.dashboard import (
     APIError,
     build_patient_payload,
     contribution_figure,
+    ecg_fields,
     ecg_figure,
     error_detail,
     fetch_health,
     horizon_text,
     missing_text,
     parse_result,
+    read_bundle,
     read_uploaded_ecg,
     request_prediction,
     risk_rows,
-    wfdb_pair,
 )
 from app.i18n import translate
 from ingest.config import data_dir
@@ -207,8 +208,12 @@ def test_bad_response_is_an_api_error():
 # --- the uploaded ECG -------------------------------------------------------------
 
 
+def _fields(header_name, header, signal_name, signal):
+    return {"ecg_header": (header_name, header), "ecg_signal": (signal_name, signal)}
+
+
 def test_read_uploaded_ecg_reads_the_real_record():
-    ecg = read_uploaded_ecg(*_record_files())
+    ecg = read_uploaded_ecg(_fields(*_record_files()))
     assert ecg.signal.shape == (12, 1000)
     assert ecg.fs == 100
     assert ecg.lead_names[:3] == ["I", "II", "III"] and ecg.lead_names[-1] == "V6"
@@ -219,21 +224,46 @@ def test_read_uploaded_ecg_reads_the_real_record():
 
 def test_read_uploaded_ecg_accepts_other_upload_names():
     _, header, _, signal = _record_files()
-    ecg = read_uploaded_ecg("patient.hea", header, "patient.dat", signal)
+    ecg = read_uploaded_ecg(_fields("patient.hea", header, "patient.dat", signal))
     assert ecg.signal.shape == (12, 1000)
 
 
 def test_read_uploaded_ecg_rejects_a_bad_header():
     with pytest.raises(InputError):
-        read_uploaded_ecg("x.hea", b"not a header\n", "x.dat", b"\x00\x01")
+        read_uploaded_ecg(_fields("x.hea", b"not a header\n", "x.dat", b"\x00\x01"))
 
 
-def test_wfdb_pair():
-    assert wfdb_pair([]) == ()
-    pair = wfdb_pair([("a.dat", b"1"), ("a.hea", b"2")])
-    assert pair == (("a.hea", b"2"), ("a.dat", b"1"))
-    with pytest.raises(InputError):
-        wfdb_pair([("a.hea", b"2")])
+def test_read_uploaded_dicom_ecg(real_data):
+    path = real_data / "imaging_cxr_dicom/pydicom_test_files/waveform_ecg.dcm"
+    ecg = read_uploaded_ecg({"ecg_file": ("waveform_ecg.dcm", path.read_bytes())})
+    assert len(ecg.lead_names) == 12 and ecg.fs == 1000
+
+
+def test_read_uploaded_csv_ecg_needs_its_fs():
+    content = b"I,II,III\n" + b"0.1,0.2,0.1\n" * 500
+    with pytest.raises(InputError, match="fs"):
+        read_uploaded_ecg({"ecg_file": ("ecg.csv", content)})
+    ecg = read_uploaded_ecg({"ecg_file": ("ecg.csv", content)}, fs=250)
+    assert ecg.fs == 250 and ecg.signal.shape == (3, 500)
+
+
+def test_ecg_fields():
+    assert ecg_fields([]) == {}
+    pair = ecg_fields([("a.dat", b"1"), ("a.hea", b"2")])
+    assert pair == {"ecg_header": ("a.hea", b"2"), "ecg_signal": ("a.dat", b"1")}
+    assert ecg_fields([("w.DCM", b"3")]) == {"ecg_file": ("w.DCM", b"3")}
+    for bad in ([("a.hea", b"2")], [("a.dcm", b"1"), ("b.csv", b"2")]):
+        with pytest.raises(InputError):
+            ecg_fields(bad)
+
+
+def test_read_bundle():
+    bundle = read_bundle("b.json", b'\xef\xbb\xbf{"resourceType": "Bundle"}')
+    assert bundle == {"resourceType": "Bundle"}
+    with pytest.raises(InputError, match="resourceType"):
+        read_bundle("p.json", b'{"resourceType": "Patient"}')
+    with pytest.raises(InputError, match="not JSON"):
+        read_bundle("p.json", b"{nope")
 
 
 # --- the API client ---------------------------------------------------------------
@@ -252,7 +282,7 @@ def test_request_prediction_sends_multipart_and_parses():
     name, header, signal_name, signal = _record_files()
     patient = build_patient_payload({"age": 61, "sex": "male", "systolic_bp": 142})
     result = request_prediction(
-        "http://api", patient, ((name, header), (signal_name, signal)), "vi", client
+        "http://api", patient, _fields(name, header, signal_name, signal), "vi", client
     )
     assert result.model_version == "2026.12.1"
     assert seen["url"] == "http://api/v1/predictions?language=vi"
