@@ -153,7 +153,7 @@ def create_app(
         """
         service: PredictionService = api.state.service
         try:
-            payload = json.loads(patient)
+            payload = json.loads(patient.removeprefix("\ufeff"))  # BOM from files
         except (json.JSONDecodeError, RecursionError) as error:
             raise InputError(
                 "request",

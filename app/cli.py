@@ -294,7 +294,7 @@ def predict(
             what = "a directory" if patient.is_dir() else "no such file"
             raise CardioriskError(f"{patient}: expected a JSON file, found {what}")
         try:
-            payload = json.loads(patient.read_text(encoding="utf-8"))
+            payload = json.loads(patient.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as error:
             raise CardioriskError(
                 f"{patient.name}: expected a JSON object, found invalid JSON "

@@ -197,3 +197,19 @@ def test_cli_predict_bundle_with_dicom_ecg_as_fhir(
     resource = RiskAssessment.model_validate_json(result.output)
     assert len(resource.prediction) == 4
     assert resource.subject.reference.startswith("urn:uuid:")
+
+
+def test_the_converter_bundle_with_its_byte_order_mark(
+    client: TestClient, real_data: Path
+) -> None:
+    path = (
+        real_data / "fhir_r4_synthea/ms_fhir_converter_samples/ObservationBundle.json"
+    )
+    text = path.read_text(encoding="utf-8")  # keeps the BOM, as curl -F 'patient=<'
+    assert text.startswith("\ufeff")
+    response = client.post("/v1/predictions?format=fhir", data={"patient": text})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["subject"] == {"reference": "Patient/f001"}
+    notes = " ".join(note["text"] for note in body["note"])
+    assert "Bundle.entry" in notes  # the entry without `resource`, said aloud
