@@ -22,6 +22,8 @@ import pydicom
 from ingest.codes import CodeTables
 from ingest.config import DataConfig
 from ingest.ecg import canonical_lead, conform_ecg, read_ecg
+from ingest.ecg_measurements import measure
+from ingest.ecg_quality import trim_flat
 from ingest.errors import CardioriskError, InputError, QuarantineItem
 from ingest.fhir import read_fhir
 from ingest.hl7v2 import read_hl7v2
@@ -29,7 +31,7 @@ from ingest.imaging import read_image
 from ingest.lab_table import read_lab_table
 from ingest.observations import ReadResult, pseudonym
 from ingest.ptbxl import read_ptbxl
-from ingest.schema import PatientRecord
+from ingest.schema import ECG, PatientRecord
 
 logger = logging.getLogger(__name__)
 
@@ -238,14 +240,38 @@ def _ecg_record(
         f" ({', '.join(ecg.lead_names)})"
     )
     key = pseudonym(path.stem, "ecg")
+    conformed = conform_ecg(ecg, config.ecg, path.name)
     record = PatientRecord(
         record_id=f"ecg:{key}",
         patient_id=key,
         site=site,
         source="ecg",
-        ecg=conform_ecg(ecg, config.ecg, path.name),
+        ecg=conformed,
     )
-    return ReadResult(records=[record], notes=[note])
+    excerpt = _excerpt(ecg, config.ecg.duration_s)
+    return ReadResult(records=[record], notes=[note, _measurement_note(excerpt)])
+
+
+def _excerpt(ecg: ECG, duration_s: float) -> ECG:
+    """The first live `duration_s` seconds at the recording's own fs."""
+    live, _ = trim_flat(ecg)
+    samples = int(round(duration_s * live.fs))
+    return ECG(live.signal[:, :samples], live.fs, list(live.lead_names))
+
+
+def _measurement_note(ecg: ECG) -> str:
+    """Heart rate and intervals of an ECG excerpt, for the report."""
+    found = measure(ecg)
+    if found is None:
+        return "no beats found for measurements"
+    parts = [f"HR {found.heart_rate_bpm:.0f}/min"]
+    for name, value in (
+        ("PR", found.pr_ms),
+        ("QRS", found.qrs_ms),
+        ("QTc", found.qtc_ms),
+    ):
+        parts.append(f"{name} {value:.0f} ms" if value is not None else f"{name} -")
+    return ", ".join(parts) + f" (at {ecg.fs:g} Hz)"
 
 
 def _ptbxl_records(folder: Path, config: DataConfig) -> ReadResult:

@@ -41,6 +41,7 @@ def test_every_kind_lands_in_one_result(mixed) -> None:
     # The DICOM ECG and MIT-BIH 100 are read with their own leads and fs.
     details = {Path(e["path"]).name: e["detail"] for e in files}
     assert details["100.hea"].startswith("2 leads at 360 Hz")
+    assert "HR 75/min" in details["100.hea"]  # 74.9 /min from the 100.atr beats
     assert details["waveform_ecg.dcm"].startswith("12 leads at")
 
 
