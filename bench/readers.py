@@ -29,7 +29,7 @@ INPUTS = {
     "FHIR single patient, 174 Observations": "fhir_r4_synthea/single_patient_ktmtwm",
     "HL7 v2, 6 messages": "hl7v2_samples",
     "WFDB, 6 records (MIT-BIH 212, PTB 15-lead, .mat, ...)": "ecg_wfdb_samples",
-    "DICOM 12-lead ECG waveform, CT and MR images": "imaging_cxr_dicom/pydicom_test_files",
+    "DICOM ECG waveform, CT and MR images": "imaging_cxr_dicom/pydicom_test_files",
     "PNG chest X-rays (cardiomegaly subset)": "cxr_nih_cardiomegaly_small/images",
     "PTB-XL folder, 500 records with labels": "ptbxl_subset",
 }  # fmt: skip
