@@ -296,7 +296,9 @@ def risk_rows(
     Returns
     -------
     list of RiskRow
-        In the API's head order; ``critical`` is set on a ``high`` acute MI row.
+        In the API's head order; ``critical`` is set on a ``high`` acute MI row
+        when an ECG was read (the alert is an ECG alert: risk factors alone never
+        raise it).
     """
     if not isinstance(result, PredictionResult):
         result = parse_result(result)
@@ -316,7 +318,9 @@ def risk_rows(
                 band_text=translate(f"band.{risk.band}", language),
                 colour=colour,
                 horizon=horizon_text(risk.horizon_years, language),
-                critical=risk.head == "acute_mi" and risk.band == "high",
+                critical=risk.head == "acute_mi"
+                and risk.band == "high"
+                and "ecg" in result.modalities_used,
                 reasons=reason_rows(risk, language),
             )
         )

@@ -159,6 +159,9 @@ def test_risk_rows_on_sample_response():
     assert mi.horizon == "present now"
     assert stroke.horizon == "within 10 years" and not stroke.critical
     assert stroke.colour != mi.colour
+    # Without an ECG, a high acute-MI risk from risk factors raises no alert.
+    no_ecg = {**SAMPLE_RESPONSE, "modalities_used": ["tabular"]}
+    assert not risk_rows(no_ecg, "en")[0].critical
     assert mi.reasons[1] == {
         "Factor": "Systolic blood pressure",
         "Value": "142 mmHg",
@@ -381,6 +384,7 @@ def test_page_shows_risks_and_the_critical_alert(fake_api):
     assert [metric.value for metric in app.metric] == ["82.0 %", "6.4 %"]
     alerts = [item.value for item in app.markdown if 'role="alert"' in item.value]
     assert len(alerts) == 1 and "CRITICAL" in alerts[0]
+    assert "(risk 82.0 %, high)" in alerts[0]  # one percent sign
     captions = [item.value for item in app.caption]
     assert "Model version: 2026.12.1" in captions
 
