@@ -26,11 +26,17 @@ class Coding(BaseModel):
     display: str
 
 
+class Outcome(Coding):
+    """A head's outcome code and, in words, when the outcome is meant to happen."""
+
+    when: str
+
+
 class FhirOutConfig(BaseModel):
     """The whole of ``configs/fhir.yaml``."""
 
     method_system: str
-    outcomes: dict[str, Coding]
+    outcomes: dict[str, Outcome]
     qualitative_risk: dict[str, Coding]
 
 
@@ -121,9 +127,11 @@ def _prediction(head: HeadRisk, config: FhirOutConfig) -> dict:
                 "code": "a",
             },
         }
-        prediction["rationale"] = f"Risk within {head.horizon_years:g} years."
+        prediction["rationale"] = (
+            f"{outcome.when} Horizon: {head.horizon_years:g} years."
+        )
     else:
-        prediction["rationale"] = "Present state (a diagnosis now, not a forecast)."
+        prediction["rationale"] = outcome.when
     if head.reasons:
         named = ", ".join(f"{r.label} ({r.direction})" for r in head.reasons[:3])
         prediction["rationale"] += f" Main reasons: {named}."

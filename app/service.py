@@ -154,7 +154,9 @@ class PredictionService:
                 f"{len(read.records)} patients with usable data",
             )
         # Set-aside parts of the Bundle are reported, never silently dropped.
-        warnings += [f"{item.field}: {item.reason}" for item in read.quarantine]
+        warnings += [
+            f"{item.record_id}, {item.field}: {item.reason}" for item in read.quarantine
+        ]
         warnings += [f"{reason} (x{n})" for reason, n in read.ignored.items()]
         record = read.records[0]
         return record, read.basis.get(record.patient_id, [])

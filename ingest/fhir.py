@@ -299,10 +299,13 @@ def _recent(when: datetime, anchor: datetime) -> bool:
 
 def _add_basis(result: ReadResult, key: str, entry: Entry) -> None:
     """Note the resource as part of the record's basis (``Observation/<id>``)."""
+    # A Bundle's own references (urn:uuid: fullUrls) first, as its entries use them.
     resource = entry.resource
-    reference = (
-        f"{entry.resource_type}/{resource.id}" if resource.id else entry.full_url
-    )
+    reference = entry.full_url if (entry.full_url or "").startswith("urn:") else None
+    if reference is None:
+        reference = (
+            f"{entry.resource_type}/{resource.id}" if resource.id else entry.full_url
+        )
     references = result.basis.setdefault(key, [])
     if reference and reference not in references:
         references.append(reference)

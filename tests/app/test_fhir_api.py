@@ -54,6 +54,7 @@ BUNDLE = {
             },
         },
         {
+            "fullUrl": "urn:uuid:7f1c0e52-0000-4000-8000-00000000c401",
             "resource": {
                 "resourceType": "Observation",
                 "id": "chol",
@@ -142,10 +143,12 @@ def test_bundle_in_risk_assessment_out(client: TestClient, dicom_ecg: Path) -> N
     }
     basis = [item.get("reference") or item.get("display") for item in body["basis"]]
     assert "ECG waveform_ecg.dcm" in basis
-    assert any(ref and ref.endswith("chol") for ref in basis)
+    # Entries are referred to as the Bundle refers to them: fullUrl, else Type/id.
+    assert "urn:uuid:7f1c0e52-0000-4000-8000-00000000c401" in basis
+    assert "Observation/bp" in basis and "Condition/htn" in basis
     # The Observation without status was set aside and said so, not dropped.
     notes = " ".join(note["text"] for note in body["note"])
-    assert "status" in notes
+    assert "entry 4, Observation.status" in notes
 
 
 def test_bundle_values_reach_the_model(client: TestClient) -> None:
