@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.i18n import translate
+from app.i18n import format_value, translate
 from app.schemas import PredictionResult
 from ingest.config import PROJECT_ROOT, data_dir, load_data_config
 from ingest.errors import CardioriskError
@@ -359,7 +359,8 @@ def _print_result(result: PredictionResult, language: str) -> None:
             f"[{colour}]{t(f'band.{head.band}')}[/] ({horizon})"
         )
         for reason in head.reasons:
-            value = "" if reason.value is None else f" = {reason.value:g} {reason.unit}"
+            value = format_value(reason.value, reason.unit, language)
+            value = f" = {value}" if value else ""
             sign = "+" if reason.direction == "raises" else "-"
             console.print(
                 f"  {sign} {reason.label}{value}: {t(f'results.{reason.direction}')} "

@@ -26,7 +26,14 @@ import streamlit as st
 from plotly.subplots import make_subplots
 from pydantic import ValidationError
 
-from app.i18n import DEFAULT_LANGUAGE, LANGUAGES, has_message, translate
+from app.i18n import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    format_number,
+    format_value,
+    has_message,
+    translate,
+)
 from app.schemas import HeadRisk, PredictionResult
 from ingest.config import FeatureSpec, load_data_config, load_yaml
 from ingest.ecg import read_ecg_upload, read_wfdb_upload
@@ -236,12 +243,6 @@ def _number(name: str, value: Any) -> float:
         raise InputError("form", name, "a number", repr(value)) from error
 
 
-def format_number(value: float, language: str, decimals: int = 1) -> str:
-    """Format a number for ``language`` (a decimal comma in Vietnamese)."""
-    text = f"{value:.{decimals}f}"
-    return text.replace(".", ",") if language == "vi" else text
-
-
 def horizon_text(horizon_years: float, language: str = DEFAULT_LANGUAGE) -> str:
     """Return the horizon in words; 0 years means a present-state diagnosis."""
     if horizon_years <= 0:
@@ -339,12 +340,7 @@ def reason_rows(
     for reason in risk.reasons:
         key = f"field.{reason.name}"
         label = translate(key, language) if has_message(key, language) else reason.label
-        if reason.value is None:
-            value = ""
-        else:
-            decimals = 0 if float(reason.value).is_integer() else 2
-            number = format_number(reason.value, language, decimals)
-            value = f"{number} {reason.unit}".strip()
+        value = format_value(reason.value, reason.unit, language)
         rows.append(
             {
                 translate("results.reason_factor", language): label,

@@ -58,6 +58,32 @@ def translate(key: str, language: str = DEFAULT_LANGUAGE, **values: Any) -> str:
         ) from error
 
 
+def format_number(value: float, language: str, decimals: int = 1) -> str:
+    """Format a number for ``language`` (a decimal comma in Vietnamese)."""
+    text = f"{value:.{decimals}f}"
+    return text.replace(".", ",") if language == "vi" else text
+
+
+def format_value(
+    value: float | None, unit: str, language: str = DEFAULT_LANGUAGE
+) -> str:
+    """A reason's value as a person reads it, with its unit.
+
+    ``yes``/``no`` for a flag (no unit, 0 or 1); a whole number without decimals;
+    others with one decimal from 10 up, two below (68.7 years, 1.30 mg/dL); empty
+    when there is no value.
+    """
+    if value is None:
+        return ""
+    if not unit and value in (0.0, 1.0):
+        return translate("form.flag_yes" if value else "form.flag_no", language)
+    if float(value).is_integer():
+        decimals = 0
+    else:
+        decimals = 1 if abs(value) >= 10 else 2
+    return f"{format_number(value, language, decimals)} {unit}".strip()
+
+
 def has_message(key: str, language: str = DEFAULT_LANGUAGE) -> bool:
     """Return whether ``key`` resolves in ``language`` (English fallback included)."""
     try:

@@ -106,3 +106,14 @@ def test_vietnamese_falls_back_to_english(monkeypatch):
         lambda language: english if language == "en" else vietnamese,
     )
     assert translate("only.english", "vi") == "Only in English"
+
+
+def test_values_read_as_a_person_reads_them():
+    from app.i18n import format_value
+
+    assert format_value(68.6872, "years") == "68.7 years"
+    assert format_value(1.30088, "mg/dL") == "1.30 mg/dL"
+    assert format_value(148.0, "mmHg") == "148 mmHg"
+    assert format_value(1.0, "") == "yes" and format_value(0.0, "", "vi") == "không"
+    assert format_value(68.6872, "năm", "vi") == "68,7 năm"
+    assert format_value(None, "mmHg") == ""
