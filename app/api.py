@@ -218,7 +218,13 @@ class ECGUpload:
         """Read the ECG with the reader its files call for."""
         if self.signal is not None:
             return read_wfdb_upload(self.content, self.signal, self.name)
-        return read_ecg_upload(self.name, self.content, self.fs)
+        try:
+            return read_ecg_upload(self.name, self.content, self.fs)
+        except InputError as error:
+            if error.field != "fs":
+                raise
+            expected = f"{error.expected} (send it as the form field ecg_fs)"
+            raise InputError(error.source, "ecg_fs", expected, error.found) from error
 
 
 def _answer(

@@ -7,11 +7,12 @@ import json
 import logging
 import os
 import shlex
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +23,9 @@ from app.i18n import format_value, translate
 from app.schemas import PredictionResult
 from ingest.config import PROJECT_ROOT, data_dir, load_data_config
 from ingest.errors import CardioriskError
+
+if TYPE_CHECKING:
+    from ingest.schema import ECG
 
 cli = typer.Typer(
     help="cardiorisk: multimodal cardiovascular risk, trained federatedly.",
@@ -286,7 +290,6 @@ def predict(
     from app.fhir_out import fhir_subject, risk_assessment
     from app.service import PredictionService
     from app.settings import load_settings
-    from ingest.ecg import read_ecg
 
     started = time.perf_counter()
     try:
@@ -313,8 +316,10 @@ def predict(
             raise CardioriskError(
                 f"{patient.name}: expected a JSON object, found {found}"
             )
+        if as_json and as_fhir:
+            raise CardioriskError("--json and --fhir: choose one answer format")
         service = PredictionService(load_settings().models_path(), version)
-        signal = read_ecg(ecg, fs=ecg_fs) if ecg is not None else None
+        signal = _read_ecg_option(ecg, ecg_fs) if ecg is not None else None
         record, warnings, basis = service.record(
             payload, signal, patient.name, ecg.name if ecg is not None else "ecg"
         )
@@ -333,6 +338,19 @@ def predict(
         return
     _print_result(result, language)
     console.print(f"\nanswered in {elapsed:.2f} s")
+
+
+def _read_ecg_option(path: Path, fs: float | None) -> ECG:
+    """Read ``--ecg``; a missing sampling frequency names ``--ecg-fs``."""
+    from ingest.ecg import read_ecg
+    from ingest.errors import InputError
+
+    try:
+        return read_ecg(path, fs=fs)
+    except InputError as error:
+        if error.field == "fs":
+            raise CardioriskError(f"{error} (use --ecg-fs HZ)") from error
+        raise
 
 
 def _print_result(result: PredictionResult, language: str) -> None:
@@ -443,13 +461,38 @@ def demo(
     from app.settings import load_settings
     from fusion.versions import current_version
 
+    settings = load_settings()
+    busy = _ports_in_use(
+        settings.api_host, [settings.api_port, settings.dashboard_port]
+    )
+    if busy:
+        _fail(
+            CardioriskError(
+                f"port {busy[0]} on {settings.api_host} is already in use; set "
+                "CARDIORISK_API_PORT and CARDIORISK_DASHBOARD_PORT to free ports "
+                "(e.g. CARDIORISK_API_PORT=8100 CARDIORISK_DASHBOARD_PORT=8601)"
+            )
+        )
     prepare(force=False)
-    version = current_version(load_settings().models_path())
+    version = current_version(settings.models_path())
     if version is None:
         train(rounds=rounds, sites=None, centralised=True, verbose=False)
     else:
         console.print(f"reusing model version {version} (delete var/models to retrain)")
     serve(dashboard=True)
+
+
+def _ports_in_use(host: str, ports: list[int]) -> list[int]:
+    """The ports another process already listens on (checked before long work)."""
+    busy = []
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError:
+                busy.append(port)
+    return busy
 
 
 def main() -> None:

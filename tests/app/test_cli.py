@@ -48,3 +48,16 @@ def test_predict_bad_input_is_one_clear_line(model_version, tmp_path, monkeypatc
     assert result.exit_code == 2 and "features.sbp" in result.output
     missing = runner.invoke(cli, ["predict", str(tmp_path / "absent.json")])
     assert missing.exit_code == 2 and "no such file" in missing.output
+
+
+def test_demo_refuses_a_busy_port_before_any_long_work(monkeypatch):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("CARDIORISK_API_PORT", str(port))
+        result = runner.invoke(cli, ["demo"])
+    assert result.exit_code == 2
+    assert f"port {port}" in result.output and "CARDIORISK_API_PORT" in result.output

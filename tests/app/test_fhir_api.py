@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.riskassessment import RiskAssessment
@@ -216,3 +217,43 @@ def test_the_converter_bundle_with_its_byte_order_mark(
     assert body["subject"] == {"reference": "Patient/f001"}
     notes = " ".join(note["text"] for note in body["note"])
     assert "Bundle.entry" in notes  # the entry without `resource`, said aloud
+
+
+def _csv_ecg(seconds: float = 10, fs: float = 250) -> bytes:
+    """Three leads of a 1.2 Hz sine (72 /min), in mV."""
+    t = np.arange(int(seconds * fs)) / fs
+    wave = 0.8 * np.sin(2 * np.pi * 1.2 * t)
+    rows = [f"{v:.4f},{1.2 * v:.4f},{0.4 * v:.4f}" for v in wave]
+    return ("I,II,III\n" + "\n".join(rows) + "\n").encode()
+
+
+def test_a_csv_ecg_without_fs_names_the_form_field(client: TestClient) -> None:
+    content = _csv_ecg()
+    response = client.post(
+        "/v1/predictions",
+        data={"patient": json.dumps({"age": 60})},
+        files={"ecg_file": ("ecg.csv", content)},
+    )
+    assert response.status_code == 422
+    assert "ecg_fs" in response.json()["detail"]
+    answered = client.post(
+        "/v1/predictions",
+        data={"patient": json.dumps({"age": 60}), "ecg_fs": "250"},
+        files={"ecg_file": ("ecg.csv", content)},
+    )
+    assert answered.status_code == 200, answered.text
+    assert "ecg" in answered.json()["modalities_used"]
+
+
+def test_cli_names_the_missing_ecg_fs_and_one_answer_format(
+    model_version, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("CARDIORISK_MODELS_DIR", str(model_version[0]))
+    patient = tmp_path / "p.json"
+    patient.write_text(json.dumps({"age": 60}), encoding="utf-8")
+    ecg = tmp_path / "ecg.csv"
+    ecg.write_bytes(_csv_ecg())
+    result = CliRunner().invoke(cli, ["predict", str(patient), "--ecg", str(ecg)])
+    assert result.exit_code == 2 and "--ecg-fs" in result.output
+    both = CliRunner().invoke(cli, ["predict", str(patient), "--json", "--fhir"])
+    assert both.exit_code == 2 and "choose one" in both.output
