@@ -241,7 +241,7 @@ def _answer(
     ecg = upload.read() if upload is not None else None
     ecg_source = upload.name if upload is not None else "ecg"
     record, warnings, basis = service.record(payload, ecg, "request", ecg_source)
-    return service.predict(record, explain, warnings, language), basis
+    return service.predict(record, explain, warnings, language, ecg), basis
 
 
 async def _read_limited(upload: UploadFile, max_bytes: int) -> bytes:

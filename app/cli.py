@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.i18n import format_value, translate
+from app.i18n import ecg_measurement_text, format_value, translate
 from app.schemas import PredictionResult
 from ingest.config import PROJECT_ROOT, data_dir, load_data_config
 from ingest.errors import CardioriskError
@@ -325,7 +325,9 @@ def predict(
         )
         if language not in ("en", "vi"):
             raise CardioriskError(f"--language: expected en or vi, found {language!r}")
-        result = service.predict(record, warnings=warnings, language=language)
+        result = service.predict(
+            record, warnings=warnings, language=language, ecg=signal
+        )
         if as_fhir:
             subject = fhir_subject(payload) if "resourceType" in payload else None
             print(json.dumps(risk_assessment(result, subject, basis), indent=2))
@@ -389,6 +391,8 @@ def _print_result(result: PredictionResult, language: str) -> None:
             for name, value in head.modality_contributions.items()
         )
         console.print(f"  {t('results.contributions_axis')}: {shares}")
+    if "ecg" in result.modalities_used:
+        console.print("\n" + ecg_measurement_text(result.ecg_measurements, language))
     for warning in result.warnings:
         console.print(f"[yellow]{t('results.warnings')}:[/] {warning}")
 

@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from app.i18n import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
+    ecg_measurement_text,
     format_number,
     format_value,
     has_message,
@@ -714,6 +715,9 @@ def main() -> None:
         _show_result(st.session_state["result"], language)
     if st.session_state.get("ecg") is not None:
         st.subheader(translate("ecg.header", language))
+        result = st.session_state.get("result")
+        if result is not None:
+            st.write(ecg_measurement_text(result.ecg_measurements, language))
         st.plotly_chart(ecg_figure(st.session_state["ecg"], language), width="stretch")
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from fhir.resources.R4B.riskassessment import RiskAssessment
 from pydantic import BaseModel
 
+from app.i18n import ecg_measurement_text
 from app.schemas import HeadRisk, PredictionResult
 from ingest.config import load_yaml
 
@@ -94,6 +95,8 @@ def risk_assessment(
     if basis:
         resource["basis"] = basis
     notes = [f"Modalities used: {', '.join(result.modalities_used) or 'none'}."]
+    if result.ecg_measurements is not None:
+        notes.append(ecg_measurement_text(result.ecg_measurements, "en") + ".")
     notes += [f"Warning: {warning}" for warning in result.warnings]
     resource["note"] = [{"text": text} for text in notes]
     validated = RiskAssessment.model_validate(resource)

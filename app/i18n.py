@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from app.schemas import ECGSummary
 from ingest.config import load_yaml
 from ingest.errors import CardioriskError
 
@@ -158,3 +159,22 @@ def _flatten(node: dict, prefix: str, out: dict[str, str], path: Path) -> None:
             raise CardioriskError(
                 f"{path}: message '{key}' must be text; found {type(value).__name__}"
             )
+
+
+def ecg_measurement_text(summary: ECGSummary | None, language: str) -> str:
+    """One line of heart rate and intervals (``-`` where a wave was not found)."""
+    if summary is None:
+        return translate("ecg.no_measurements", language)
+
+    def number(value: float | None) -> str:
+        return "-" if value is None else format_number(value, language, 0)
+
+    return translate(
+        "ecg.measurements",
+        language,
+        hr=number(summary.heart_rate_bpm),
+        pr=number(summary.pr_ms),
+        qrs=number(summary.qrs_ms),
+        qt=number(summary.qt_ms),
+        qtc=number(summary.qtc_ms),
+    )

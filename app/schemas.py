@@ -42,6 +42,23 @@ class HeadRisk(BaseModel):
     )
 
 
+class ECGSummary(BaseModel):
+    """Measurements of the ECG the model read (neurokit2, lead II), for a person.
+
+    Intervals are None where the waves could not be delineated.
+    """
+
+    heart_rate_bpm: float = Field(description="Heart rate, per minute.")
+    pr_ms: float | None = Field(None, description="PR interval, ms.")
+    qrs_ms: float | None = Field(None, description="QRS duration, ms.")
+    qt_ms: float | None = Field(None, description="QT interval, ms.")
+    qtc_ms: float | None = Field(None, description="QT corrected (Bazett), ms.")
+    st_deviation_mv: dict[str, float] = Field(
+        default_factory=dict,
+        description="ST deviation 60-100 ms after the R peak, per lead, in mV.",
+    )
+
+
 class PredictionResult(BaseModel):
     """A prediction for one patient."""
 
@@ -50,6 +67,9 @@ class PredictionResult(BaseModel):
     modalities_used: list[str]
     modalities_missing: list[str]
     risks: list[HeadRisk]
+    ecg_measurements: ECGSummary | None = Field(
+        None, description="Measurements of the uploaded ECG, when one was given."
+    )
     warnings: list[str] = Field(default_factory=list)
 
 

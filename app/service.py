@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from app.i18n import has_message, translate
-from app.schemas import HeadRisk, PredictionResult, Reason
+from app.schemas import ECGSummary, HeadRisk, PredictionResult, Reason
 from explain.attributions import integrated_gradients
 from explain.contributions import modality_shapley
 from explain.reasons import reasons
@@ -17,6 +17,7 @@ from fusion.versions import load_version
 from ingest.codes import load_code_tables
 from ingest.config import load_data_config
 from ingest.ecg import conform_ecg, lead_problems
+from ingest.ecg_measurements import measure_window
 from ingest.errors import InputError
 from ingest.fhir import read_fhir_bundle
 from ingest.patient_json import parse_patient
@@ -167,6 +168,7 @@ class PredictionService:
         explain: bool = True,
         warnings: list[str] | None = None,
         language: str = "en",
+        ecg: ECG | None = None,
     ) -> PredictionResult:
         """Risk per head with band, horizon, top reasons and modality contributions.
 
@@ -180,6 +182,8 @@ class PredictionService:
             Warnings from reading the input, passed through.
         language : str
             Language of head and reason names (message catalog: en, vi).
+        ecg : ECG, optional
+            The ECG as read (own ``fs``), measured for `ECGSummary`.
         """
         inputs = encode_records([record], self.data)
         with torch.no_grad():
@@ -220,8 +224,30 @@ class PredictionService:
             modalities_used=used,
             modalities_missing=[m for m in MODALITIES if m not in used],
             risks=heads,
+            ecg_measurements=ecg_summary(ecg) if ecg is not None else None,
             warnings=list(warnings or []),
         )
+
+
+def ecg_summary(ecg: ECG) -> ECGSummary | None:
+    """Heart rate, intervals and ST deviation of the stretch the model reads."""
+    found = measure_window(ecg)
+    if found is None:
+        return None
+    rounded = {
+        name: None if value is None else round(value, 1)
+        for name, value in (
+            ("pr_ms", found.pr_ms),
+            ("qrs_ms", found.qrs_ms),
+            ("qt_ms", found.qt_ms),
+            ("qtc_ms", found.qtc_ms),
+        )
+    }
+    return ECGSummary(
+        heart_rate_bpm=round(found.heart_rate_bpm, 1),
+        st_deviation_mv={k: round(v, 3) for k, v in found.st_deviation_mv.items()},
+        **rounded,
+    )
 
 
 def reason_label(name: str, record: PatientRecord, language: str) -> str:

@@ -22,8 +22,7 @@ import pydicom
 from ingest.codes import CodeTables
 from ingest.config import DataConfig
 from ingest.ecg import canonical_lead, conform_ecg, read_ecg
-from ingest.ecg_measurements import measure
-from ingest.ecg_quality import trim_flat
+from ingest.ecg_measurements import measure_window
 from ingest.errors import CardioriskError, InputError, QuarantineItem
 from ingest.fhir import read_fhir
 from ingest.hl7v2 import read_hl7v2
@@ -248,20 +247,13 @@ def _ecg_record(
         source="ecg",
         ecg=conformed,
     )
-    excerpt = _excerpt(ecg, config.ecg.duration_s)
-    return ReadResult(records=[record], notes=[note, _measurement_note(excerpt)])
+    notes = [note, _measurement_note(ecg, config.ecg.duration_s)]
+    return ReadResult(records=[record], notes=notes)
 
 
-def _excerpt(ecg: ECG, duration_s: float) -> ECG:
-    """The first live `duration_s` seconds at the recording's own fs."""
-    live, _ = trim_flat(ecg)
-    samples = int(round(duration_s * live.fs))
-    return ECG(live.signal[:, :samples], live.fs, list(live.lead_names))
-
-
-def _measurement_note(ecg: ECG) -> str:
-    """Heart rate and intervals of an ECG excerpt, for the report."""
-    found = measure(ecg)
+def _measurement_note(ecg: ECG, duration_s: float) -> str:
+    """Heart rate and intervals of the stretch the model reads, for the report."""
+    found = measure_window(ecg, duration_s)
     if found is None:
         return "no beats found for measurements"
     parts = [f"HR {found.heart_rate_bpm:.0f}/min"]

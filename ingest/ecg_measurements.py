@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import neurokit2 as nk
 import numpy as np
 
-from ingest.ecg_quality import is_flat
+from ingest.ecg_quality import is_flat, trim_flat
 from ingest.schema import ECG
 
 logger = logging.getLogger(__name__)
@@ -241,3 +241,14 @@ def _intervals(
             wave_seen("ECG_T_Onsets", "ECG_T_Peaks"),
         ),
     }
+
+
+def measure_window(ecg: ECG, duration_s: float = 10.0) -> ECGMeasurements | None:
+    """Measure the first `duration_s` seconds of live signal, at the ECG's own fs.
+
+    Flat ends (lead off) are left out first, as the model's reading leaves them
+    out, so the measurements describe the stretch the model reads.
+    """
+    live, _ = trim_flat(ecg)
+    samples = int(round(duration_s * live.fs))
+    return measure(ECG(live.signal[:, :samples], live.fs, list(live.lead_names)))

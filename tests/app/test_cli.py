@@ -23,6 +23,13 @@ def test_predict_json_with_ecg(model_version, real_data, tmp_path, monkeypatch):
         "acute_mi", "stroke", "postop", "heart_disease",
     }  # fmt: skip
     assert all(len(r["reasons"]) == 5 for r in body["risks"])
+    # PTB-XL ecg_id 8: sinus rhythm near 73 /min, QTc in the normal range.
+    measured = body["ecg_measurements"]
+    assert 65 < measured["heart_rate_bpm"] < 80
+    assert 380 < measured["qtc_ms"] < 460
+    assert set(measured["st_deviation_mv"]) == {
+        "I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6",
+    }  # fmt: skip
 
 
 def test_predict_in_vietnamese(model_version, tmp_path, monkeypatch):

@@ -150,6 +150,8 @@ def test_bundle_in_risk_assessment_out(client: TestClient, dicom_ecg: Path) -> N
     # The Observation without status was set aside and said so, not dropped.
     notes = " ".join(note["text"] for note in body["note"])
     assert "entry 4, Observation.status" in notes
+    # The DICOM ECG's measurements (pydicom's waveform_ecg.dcm: 61 /min).
+    assert "heart rate 61/min" in notes
 
 
 def test_bundle_values_reach_the_model(client: TestClient) -> None:
@@ -243,6 +245,8 @@ def test_a_csv_ecg_without_fs_names_the_form_field(client: TestClient) -> None:
     )
     assert answered.status_code == 200, answered.text
     assert "ecg" in answered.json()["modalities_used"]
+    # A sine has no QRS complexes: no measurements, rather than made-up ones.
+    assert answered.json()["ecg_measurements"] is None
 
 
 def test_cli_names_the_missing_ecg_fs_and_one_answer_format(
