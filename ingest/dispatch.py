@@ -92,7 +92,7 @@ def read_paths(
             ndjson_by_folder[path.parent].append(path)
         elif kind in {"companion", "not data"}:
             if kind == "not data":
-                result.ignore(f"not a clinical data file ({path.suffix or path.name})")
+                result.ignore(f"not a clinical data file: {path.name}")
         elif kind == "unknown":
             result.ignore(f"file type not read ({path.suffix or 'no suffix'})")
         else:

@@ -117,6 +117,12 @@ def report_markdown(report: dict) -> str:
     for site, entry in report["sites"].items():
         modalities = ", ".join(f"{m} {n}" for m, n in entry["modalities"].items())
         lines.append(f"| {site} | {entry['records']} | {modalities or '-'} |")
+    if any("imaging" in e["modalities"] for e in report["sites"].values()):
+        lines += [
+            "",
+            "Images are read, checked and de-identified; no model version reads "
+            "images yet.",
+        ]
     lines += ["", "## Missingness (records with tabular data)", ""]
     lines += ["| feature | present | missing |", "|---|---|---|"]
     for name, entry in report["missingness"].items():
