@@ -14,8 +14,9 @@ parsed, or has the wrong dimension raises `InputError`; readers quarantine it.
 
 from __future__ import annotations
 
+import math
 import re
-from functools import cache
+from functools import cache, lru_cache
 
 import pint
 
@@ -41,6 +42,12 @@ ALIASES = {
     "10^9/l": "1e9/L",
     "10^12/l": "1e12/L",
     "/hpf": "1",
+    "[in_i]": "inch",
+    "[ft_i]": "foot",
+    "[lb_av]": "lb",
+    "[oz_av]": "oz",
+    "°c": "degC",
+    "°f": "degF",
     "u/l": "U/L",  # enzyme units per litre, never atomic mass units
     "iu/l": "U/L",
     "%": "percent",
@@ -50,6 +57,11 @@ ANNOTATION = re.compile(r"\{[^}]*\}")  # UCUM annotations such as {cells} or {be
 POWER_OF_TEN = re.compile(r"10\*(-?\d+)")  # UCUM 10*3 -> 1e3
 EXPONENT = re.compile(r"(?<=[A-Za-z])(-?\d+)")  # UCUM m2, l-1 -> m**2, l**-1
 EQUIVALENT = re.compile(r"eq(?=/|$)", re.IGNORECASE)  # mEq/L, meq/l
+MAX_UNIT_CHARS = 40  # longer "units" are not units
+# Letters, digits, / . * ^ % [ ] { } ( ) and spaces; no '**' (pint would evaluate
+# powers of powers: '10**10**10' never ends) and at most 2-digit exponents.
+UNIT_CHARACTERS = re.compile(r"^[A-Za-z0-9µμ°/.*^%\[\]{}() _-]*$")
+NESTED_POWER = re.compile(r"\*\*|\^.*\^|\d{3,}\s*$|[*^]-?\d{3,}")
 COUNT_WORDS = re.compile(r"\b(beats|beat|cells|cell|breaths)\b", re.IGNORECASE)
 
 
@@ -73,14 +85,10 @@ def normalise_spelling(unit: str) -> str:
         A pint expression, e.g. ``"mg/dL"`` for ``"MG/DL"`` and ``"1e3/uL"`` for
         ``"10*3/uL"``.
     """
-    text = unit.strip().replace("µ", "u").replace("μ", "u").replace("mcg", "ug")
+    text = _case_folded(unit.strip())
+    text = text.replace("µ", "u").replace("μ", "u").replace("mcg", "ug")
     text = ANNOTATION.sub("", text)
     text = COUNT_WORDS.sub("", text).replace(" ", "")
-    if text.lower() in ALIASES:
-        return ALIASES[text.lower()]
-    # An all-capitals printout (MG/DL, MMOL/L): lab prefixes are lower case.
-    if text.upper() == text and any(c.isalpha() for c in text):
-        text = text.lower()
     if text.lower() in ALIASES:
         return ALIASES[text.lower()]
     text = text.replace(".", "*") if "." in text and not _is_number(text) else text
@@ -89,6 +97,16 @@ def normalise_spelling(unit: str) -> str:
     if text.startswith("/"):
         text = "1" + text
     return text or "dimensionless"
+
+
+def _case_folded(unit: str) -> str:
+    """Lower-case an all-capitals printout (MG/DL, MMOL/L, MEQ/L).
+
+    Lab prefixes are lower case, and no lab unit is mega-anything.
+    """
+    if unit.upper() == unit and any(c.isalpha() for c in unit):
+        return unit.lower()
+    return unit
 
 
 def to_canonical(
@@ -127,10 +145,17 @@ def to_canonical(
     """
     field = f"{feature}.unit"
     expected = f"a unit convertible to {spec.unit}"
+    if not math.isfinite(value):
+        raise InputError(source, feature, "a finite number", "not a number")
     if spec.unit in UNITLESS:
         if unit not in (None, "", "1", "{score}", spec.unit):
             raise InputError(source, field, f"no unit ({spec.unit})", repr(unit))
         converted = float(value)
+        if spec.unit == "flag" and converted not in (0.0, 1.0):
+            raise InputError(source, feature, "0 or 1", f"{converted:g}")
+        if spec.unit in {"count", "class"} and not converted.is_integer():
+            expected = f"a whole number ({spec.unit})"
+            raise InputError(source, feature, expected, f"{converted:g}")
     elif not unit or not unit.strip():
         if not spec.unit_implied:
             raise InputError(source, field, expected, "no unit")
@@ -158,6 +183,7 @@ def _convert(
     units = registry()
     target = _parse(spec.unit, source, "registry unit", "a pint-readable unit")
     # Equivalents (mEq/L) become moles through the ion's valence.
+    unit = _case_folded(unit.strip())
     if EQUIVALENT.search(unit):
         if spec.valence is None:
             raise InputError(
@@ -184,19 +210,40 @@ def _convert(
                 moved = given.to(target.units)
         except pint.DimensionalityError:
             continue
-        return float(moved.magnitude / target.magnitude)
+        except (ArithmeticError, ValueError) as error:
+            raise InputError(source, field, expected, repr(unit)) from error
+        result = float(moved.magnitude / target.magnitude)
+        if not math.isfinite(result):
+            raise InputError(source, field, expected, repr(unit))
+        return result
     raise InputError(source, field, expected, repr(unit))
 
 
 def _parse(unit: str, source: str, field: str, expected: str) -> pint.Quantity:
+    if (
+        len(unit) > MAX_UNIT_CHARS
+        or not UNIT_CHARACTERS.match(unit)
+        or NESTED_POWER.search(unit)
+    ):
+        raise InputError(source, field, expected, repr(unit[:MAX_UNIT_CHARS]))
+    parsed = _parsed(unit)
+    if parsed is None:
+        raise InputError(source, field, expected, repr(unit))
+    return parsed
+
+
+@lru_cache(maxsize=4096)
+def _parsed(unit: str) -> pint.Quantity | None:
+    """Pint's reading of a unit, or None; cached (a lab table repeats its units)."""
     units = registry()
     try:
         parsed = units.parse_expression(normalise_spelling(unit))
-    except (pint.errors.PintError, AttributeError, TypeError, SyntaxError) as error:
-        raise InputError(source, field, expected, repr(unit)) from error
+    except Exception:  # noqa: BLE001 - pint raises many types on bad text
+        return None
     if not isinstance(parsed, pint.Quantity):  # a bare number such as "10"
         parsed = units.Quantity(parsed, "dimensionless")
-    return parsed
+    magnitude = float(parsed.magnitude)
+    return parsed if math.isfinite(magnitude) and magnitude > 0 else None
 
 
 def _is_number(text: str) -> bool:

@@ -100,3 +100,44 @@ def test_an_implied_unit_only_where_one_unit_is_used_everywhere(
     # Labs differ by country (mg/dL or mmol/L): never assumed.
     with pytest.raises(InputError, match="no unit"):
         to_canonical(5.2, None, registry["glucose"], feature="glucose", source="x")
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["10**10**10", "9**999", "mmHg/0", "mm[Hg", "1/", "ng/L^2^3", "x" * 100],
+)
+def test_hostile_units_are_refused_at_once(data_config: DataConfig, unit: str) -> None:
+    # pint would evaluate 10**10**10 for ever, or raise OverflowError,
+    # ZeroDivisionError or a tokenizer error: each is one clear InputError.
+    spec = data_config.registry["troponin_i"]
+    with pytest.raises(InputError, match="troponin_i.unit"):
+        to_canonical(3.0, unit, spec, feature="troponin_i", source="hostile.csv")
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "feature", "expected"),
+    [
+        (4.2, "MEQ/L", "potassium", 4.2),  # all capitals: not mega-equivalents
+        (70, "[in_i]", "height", 177.8),
+        (180, "[lb_av]", "weight", 81.65),
+        (37, "°C", "body_temperature", 37.0),
+    ],
+)
+def test_capitals_and_ucum_us_units(
+    data_config: DataConfig, value: float, unit: str, feature: str, expected: float
+) -> None:
+    spec = data_config.registry[feature]
+    converted = to_canonical(value, unit, spec, feature=feature, source="x")
+    assert converted == pytest.approx(expected, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("value", "feature", "expected"),
+    [(0.5, "sex_male", "0 or 1"), (1.5, "major_vessels", "a whole number")],
+)
+def test_flags_and_counts_checked_for_every_reader(
+    data_config: DataConfig, value: float, feature: str, expected: str
+) -> None:
+    spec = data_config.registry[feature]
+    with pytest.raises(InputError, match=expected):
+        to_canonical(value, None, spec, feature=feature, source="lab.csv")
