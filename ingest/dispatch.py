@@ -11,7 +11,6 @@ record of its own.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -111,7 +110,8 @@ def read_paths(
     groups += singles
     for kind, target in groups:
         if kind == "dicom":
-            kind = "ecg" if _is_waveform(target) else "image"
+            probe = _guard(target, lambda p: ReadResult(notes=[_dicom_kind(p)]))
+            kind = probe.notes[0] if probe.notes else "image"
         read = _guard(target, readers[kind])
         shown = target[0].parent if isinstance(target, list) else target
         files.append(_entry(shown, kind, read))
@@ -174,12 +174,16 @@ def _kind(path: Path) -> str:
     return "unknown"
 
 
-def _is_waveform(path: Path) -> bool:
+def _dicom_kind(path: Path) -> str:
+    """Tell a DICOM waveform (``ecg``) from anything else (``image``).
+
+    The image reader says what is wrong with a file that is neither.
+    """
     try:
         dataset = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     except (OSError, pydicom.errors.InvalidDicomError):
-        return False
-    return "WaveformSequence" in dataset
+        return "image"
+    return "ecg" if "WaveformSequence" in dataset else "image"
 
 
 def _names_leads(path: Path) -> bool:
@@ -205,10 +209,12 @@ def _guard(
         field = error.field if isinstance(error, InputError) else "file"
         item = QuarantineItem(Path(name).name, WHOLE_FILE, field, str(error))
         return ReadResult(quarantine=[item])
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as error:
-        # A reader let a library error through: the file is still set aside,
-        # named, and the type of the error is kept for the maintainers.
-        reason = f"unreadable ({type(error).__name__}: {str(error)[:120]})"
+    except Exception as error:  # noqa: BLE001 - one bad file never stops the rest
+        # A reader let a library error through: the file is still set aside and
+        # named, with the error's type only (its text may quote the file's
+        # content); the maintainers see it in the log.
+        logger.warning("reader error %s on one input", type(error).__name__)
+        reason = f"unreadable ({type(error).__name__})"
         item = QuarantineItem(Path(name).name, WHOLE_FILE, "file", reason)
         return ReadResult(quarantine=[item])
 

@@ -129,3 +129,21 @@ def test_a_ptbxl_folder_is_read_whole_with_labels_and_sites(
     }
     assert sum("acute_mi" in record.labels for record in result.records) > 400
     assert all(record.ecg.signal.shape == (12, 1000) for record in result.records)
+
+
+def test_a_file_that_breaks_its_reader_is_set_aside_the_rest_counts(
+    real_data: Path, data_config: DataConfig, tmp_path: Path
+) -> None:
+    # A DICOM with a NUL in SpecificCharacterSet once stopped the whole run
+    # from the kind probe, outside the per-file guard.
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(b"\0" * 128 + b"DICM" + b"\x08\x00\x05\x00CS\x04\x00IS\0\0")
+    result, files = read_paths(
+        [broken, real_data / "hl7v2_samples/ORU-R01-RMGEAD.hl7"],
+        data_config,
+        load_code_tables(),
+    )
+    by_name = {Path(f["path"]).name: f for f in files}
+    assert by_name["broken.dcm"]["records"] == 0
+    assert by_name["broken.dcm"]["quarantined"] == 1
+    assert by_name["ORU-R01-RMGEAD.hl7"]["records"] == 1
