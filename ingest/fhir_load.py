@@ -218,7 +218,40 @@ def _collect(
             reason += f" (and {len(problems) - 1} more problems)"
         _quarantine(result, source, location, field, reason)
         return
+    except RecursionError:
+        reason = "nested too deeply (extensions within extensions) to validate"
+        _quarantine(result, source, location, resource_type, reason)
+        return
+
+    # Coded values fhir.resources does not check against their value sets.
+    for name, allowed in VALUE_SETS.get(resource_type, {}).items():
+        value = getattr(model, name, None)
+        if value is not None and value not in allowed:
+            expected = f"one of {', '.join(sorted(allowed))}"
+            reason = (
+                f"not valid FHIR R4: expected {expected}, found {str(value)[:20]!r}"
+            )
+            _quarantine(result, source, location, f"{resource_type}.{name}", reason)
+            return
     entries.append(Entry(source, location, full_url, model))
+
+
+# Required value sets of the coded elements the reader acts on (FHIR R4).
+VALUE_SETS = {
+    "Observation": {
+        "status": {
+            "registered", "preliminary", "final", "amended", "corrected",
+            "cancelled", "entered-in-error", "unknown",
+        },
+    },
+    "Patient": {"gender": {"male", "female", "other", "unknown"}},
+    "Procedure": {
+        "status": {
+            "preparation", "in-progress", "not-done", "on-hold", "stopped",
+            "completed", "entered-in-error", "unknown",
+        },
+    },
+}  # fmt: skip
 
 
 def _bundle(

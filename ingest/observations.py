@@ -12,12 +12,13 @@ import hashlib
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from ingest.errors import QuarantineItem
 from ingest.schema import PatientRecord, TimelineStep
 
 DAYS_PER_YEAR = 365.25
+FUTURE_TOLERANCE = timedelta(days=1)  # clocks and time zones, not typing errors
 SAME_VALUE_RTOL = 0.01  # two values of one feature at one time agree within 1 %
 COMPARATORS = ("<", "<=", ">", ">=")
 
@@ -156,10 +157,20 @@ def assemble_records(
     quarantine : list of QuarantineItem
         Conflicting same-time values and implausible ages, with reasons.
     """
+    # A value dated in the future is a typing error, never the latest value.
+    records, quarantine = [], []
+    latest_allowed = datetime.now(UTC) + FUTURE_TOLERANCE
     by_patient: dict[str, list[Observation]] = defaultdict(list)
     for observation in observations:
+        if observation.time is not None and observation.time > latest_allowed:
+            reason = f"dated {observation.time.date().isoformat()}, in the future"
+            quarantine.append(
+                QuarantineItem(
+                    source, observation.patient_key, observation.feature, reason
+                )
+            )
+            continue
         by_patient[observation.patient_key].append(observation)
-    records, quarantine = [], []
     for key in sorted(set(by_patient) | set(facts)):
         patient_facts = facts.get(key, PatientFacts())
 

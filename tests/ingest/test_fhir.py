@@ -194,6 +194,22 @@ def test_observation_without_status_is_quarantined_rest_counts(options) -> None:
     assert "required" in item.reason
 
 
+def test_codes_outside_their_value_set_and_deep_nesting(options) -> None:
+    garbage = _observation("8867-4", **_quantity(80, "/min"))
+    garbage["resource"]["status"] = "ZZ"
+    nested: dict = {"url": "http://example.org/x", "valueString": "end"}
+    for _ in range(150):
+        nested = {"url": "http://example.org/x", "extension": [nested]}
+    deep = _observation("8480-6", **_quantity(120, "mm[Hg]"))
+    deep["resource"]["extension"] = [nested]
+    good = _observation("2160-0", **_quantity(1.1, "mg/dL"))
+    result = read_fhir_bundle(_bundle(_patient(), good, garbage, deep), **options)
+    assert _one(result).features["creatinine"] == pytest.approx(1.1)
+    fields = {item.field: item.reason for item in result.quarantine}
+    assert "expected one of" in fields["Observation.status"]
+    assert "nested too deeply" in fields["Observation"]
+
+
 @pytest.mark.parametrize(
     "value",
     [_quantity(3, "ng/L", comparator="<"), {"valueString": "<3 ng/L"}],

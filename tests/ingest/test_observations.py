@@ -95,3 +95,18 @@ def test_pseudonym_is_stable_and_hides_the_identifier(monkeypatch) -> None:
     assert "1234" not in key and len(key) == 16
     monkeypatch.setenv("CARDIORISK_PSEUDONYM_SALT", "site-secret")
     assert pseudonym("PATID1234", "hl7v2") != key
+
+
+def test_a_value_dated_in_the_future_is_quarantined() -> None:
+    future = datetime(2099, 3, 1, tzinfo=UTC)
+    records, quarantine = _assemble(
+        [
+            Observation("p", "systolic_bp", 180.0, future),
+            Observation("p", "systolic_bp", 132.0, T3),
+        ],
+        {"p": PatientFacts(birth_date=date(1960, 3, 1))},
+    )
+    assert records[0].features["systolic_bp"] == 132.0
+    assert records[0].features["age"] == pytest.approx(65.0, abs=0.01)
+    (item,) = quarantine
+    assert item.field == "systolic_bp" and "2099-03-01, in the future" in item.reason
