@@ -14,9 +14,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.fhir_out import fhir_subject, risk_assessment
+from app.fhir_out import risk_assessment
 from app.schemas import Health, PredictionResult
-from app.service import PredictionService
+from app.service import PatientInput, PredictionService
 from app.settings import AppSettings, load_settings
 from ingest.ecg import read_ecg_upload, read_wfdb_upload
 from ingest.errors import CardioriskError, InputError
@@ -193,12 +193,11 @@ def create_app(
                 fs=ecg_fs,
             )
         # The work itself runs in a worker thread: /health stays responsive.
-        result, basis = await run_in_threadpool(
+        result, read = await run_in_threadpool(
             _answer, service, payload, upload, explain, language
         )
         if format == "fhir":
-            subject = fhir_subject(payload) if "resourceType" in payload else None
-            resource = risk_assessment(result, subject, basis)
+            resource = risk_assessment(result, read.subject, read.basis)
             return JSONResponse(resource, media_type="application/fhir+json")
         return result
 
@@ -233,15 +232,17 @@ def _answer(
     upload: ECGUpload | None,
     explain: bool,
     language: str,
-) -> tuple[PredictionResult, list[dict]]:
+) -> tuple[PredictionResult, PatientInput]:
     """Read the ECG, validate the patient and predict (blocking work).
 
-    Returns the prediction and the FHIR basis: references to the inputs used.
+    Returns the prediction and the validated input (for a FHIR answer's subject
+    and basis).
     """
     ecg = upload.read() if upload is not None else None
     ecg_source = upload.name if upload is not None else "ecg"
-    record, warnings, basis = service.record(payload, ecg, "request", ecg_source)
-    return service.predict(record, explain, warnings, language, ecg), basis
+    read = service.record(payload, ecg, "request", ecg_source)
+    result = service.predict(read.record, explain, read.warnings, language, ecg)
+    return result, read
 
 
 async def _read_limited(upload: UploadFile, max_bytes: int) -> bytes:

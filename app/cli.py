@@ -287,7 +287,7 @@ def predict(
     language: Annotated[str, typer.Option(help="Language of names: en or vi.")] = "en",
 ) -> None:
     """Risk per head, band, top five reasons and modality contributions."""
-    from app.fhir_out import fhir_subject, risk_assessment
+    from app.fhir_out import risk_assessment
     from app.service import PredictionService
     from app.settings import load_settings
 
@@ -320,17 +320,17 @@ def predict(
             raise CardioriskError("--json and --fhir: choose one answer format")
         service = PredictionService(load_settings().models_path(), version)
         signal = _read_ecg_option(ecg, ecg_fs) if ecg is not None else None
-        record, warnings, basis = service.record(
+        read = service.record(
             payload, signal, patient.name, ecg.name if ecg is not None else "ecg"
         )
         if language not in ("en", "vi"):
             raise CardioriskError(f"--language: expected en or vi, found {language!r}")
         result = service.predict(
-            record, warnings=warnings, language=language, ecg=signal
+            read.record, warnings=read.warnings, language=language, ecg=signal
         )
         if as_fhir:
-            subject = fhir_subject(payload) if "resourceType" in payload else None
-            print(json.dumps(risk_assessment(result, subject, basis), indent=2))
+            resource = risk_assessment(result, read.subject, read.basis)
+            print(json.dumps(resource, indent=2))
             return
     except CardioriskError as error:
         _fail(error)

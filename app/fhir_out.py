@@ -139,21 +139,3 @@ def _prediction(head: HeadRisk, config: FhirOutConfig) -> dict:
         named = ", ".join(f"{r.label} ({r.direction})" for r in head.reasons[:3])
         prediction["rationale"] += f" Main reasons: {named}."
     return prediction
-
-
-def fhir_subject(bundle: dict) -> dict | None:
-    """A Reference to the Bundle's Patient, or None when it holds none.
-
-    Uses the entry's ``fullUrl`` when it is a ``urn:uuid:`` (a transaction's
-    local reference), else ``Patient/<id>``.
-    """
-    for entry in bundle.get("entry") or []:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
-            continue
-        full_url = str(entry.get("fullUrl", ""))
-        if full_url.startswith("urn:uuid:"):
-            return {"reference": full_url}
-        if resource.get("id"):
-            return {"reference": f"Patient/{resource['id']}"}
-    return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -25,6 +26,15 @@ from ingest.schema import ECG, HEADS, PatientRecord
 from modalities.batch import MODALITIES, encode_records
 
 logger = logging.getLogger(__name__)
+
+
+class PatientInput(NamedTuple):
+    """A validated patient, what to tell the user, and its FHIR references."""
+
+    record: PatientRecord
+    warnings: list[str]
+    basis: list[dict]
+    subject: dict | None
 
 
 class PredictionService:
@@ -55,7 +65,7 @@ class PredictionService:
         ecg: ECG | None = None,
         source: str = "request",
         ecg_source: str = "ecg",
-    ) -> tuple[PatientRecord, list[str], list[dict]]:
+    ) -> PatientInput:
         """Validate a patient (and ECG) into a record, plus warnings and basis.
 
         Parameters
@@ -70,19 +80,20 @@ class PredictionService:
 
         Returns
         -------
-        record : PatientRecord
-        warnings : list of str
-            What was read but not used, set aside, padded or flat.
-        basis : list of dict
-            FHIR References to the inputs used (Bundle entries, the ECG file).
+        PatientInput
+            The record; warnings (read but not used, set aside, padded, flat);
+            the FHIR basis (references to the inputs used); and, for a Bundle,
+            a reference to its Patient as the subject.
         """
         warnings: list[str] = []
         basis: list[dict] = []
+        subject = None
         conformed = self._conform(ecg, ecg_source, warnings) if ecg else None
         if patient.get("resourceType") is not None:
             record, references = self._from_fhir(patient, source, warnings)
             record.ecg = conformed
-            basis += [{"reference": reference} for reference in references]
+            subject = {"reference": references[0]}
+            basis += [{"reference": reference} for reference in references[1:]]
         else:
             record = parse_patient(
                 patient, self.registry, source, conformed, self.data.timeline_features
@@ -107,7 +118,7 @@ class PredictionService:
             )
         if ecg is not None:
             basis.append({"display": f"ECG {ecg_source}"})
-        return record, warnings, basis
+        return PatientInput(record, warnings, basis, subject)
 
     def _conform(self, ecg: ECG, ecg_source: str, warnings: list[str]) -> ECG:
         conformed = conform_ecg(ecg, self.data.ecg, ecg_source)
@@ -151,7 +162,7 @@ class PredictionService:
             raise InputError(
                 source,
                 "entry",
-                "a Bundle holding one patient's data",
+                "one Patient and the data that refer to it",
                 f"{len(read.records)} patients with usable data",
             )
         # Set-aside parts of the Bundle are reported, never silently dropped.
@@ -159,8 +170,20 @@ class PredictionService:
             f"{item.record_id}, {item.field}: {item.reason}" for item in read.quarantine
         ]
         warnings += [f"{reason} (x{n})" for reason, n in read.ignored.items()]
+        # The subject is the Bundle's one Patient, and the data must be its own.
         record = read.records[0]
-        return record, read.basis.get(record.patient_id, [])
+        references = read.basis.get(record.patient_id, [])
+        patients = _patient_references(bundle)
+        if len(patients) != 1 or not references or references[0] not in patients[0]:
+            found = (
+                f"{len(patients)} Patient resources"
+                if len(patients) != 1
+                else "data referring to a Patient not in the Bundle"
+            )
+            raise InputError(
+                source, "entry", "one Patient and the data that refer to it", found
+            )
+        return record, references
 
     def predict(
         self,
@@ -227,6 +250,22 @@ class PredictionService:
             ecg_measurements=ecg_summary(ecg) if ecg is not None else None,
             warnings=list(warnings or []),
         )
+
+
+def _patient_references(bundle: dict) -> list[set[str]]:
+    """For each Patient of the Bundle, every way its entries may refer to it."""
+    found = []
+    for entry in bundle.get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or resource.get("resourceType") != "Patient":
+            continue
+        references = set()
+        if isinstance(entry.get("fullUrl"), str):
+            references.add(entry["fullUrl"])
+        if isinstance(resource.get("id"), str):
+            references.add(f"Patient/{resource['id']}")
+        found.append(references)
+    return found
 
 
 def ecg_summary(ecg: ECG) -> ECGSummary | None:

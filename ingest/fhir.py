@@ -170,6 +170,7 @@ def _records(
     for entry in entries:
         if entry.resource_type == "Patient":
             key = pseudonym(index.add(entry), site)
+            _add_basis(result, key, entry)  # the Patient heads its record's basis
             facts[key], died = patient_facts(entry.resource, result)
             if died:
                 deceased.add(key)

@@ -175,7 +175,7 @@ def test_a_bundle_without_a_patient_is_refused(client: TestClient) -> None:
     empty = {"resourceType": "Bundle", "type": "collection", "entry": []}
     response = client.post("/v1/predictions", data={"patient": json.dumps(empty)})
     assert response.status_code == 422
-    assert "one patient" in response.json()["detail"]
+    assert "one Patient" in response.json()["detail"]
 
 
 def test_ecg_file_and_wfdb_pair_together_are_refused(
@@ -261,3 +261,22 @@ def test_cli_names_the_missing_ecg_fs_and_one_answer_format(
     assert result.exit_code == 2 and "--ecg-fs" in result.output
     both = CliRunner().invoke(cli, ["predict", str(patient), "--json", "--fhir"])
     assert both.exit_code == 2 and "choose one" in both.output
+
+
+def test_the_subject_is_the_patient_the_data_belong_to(client: TestClient) -> None:
+    # Patient A without data, Patient B with an Observation: answering for "the
+    # first Patient" would put B's risk on A's record.
+    other = {
+        "fullUrl": "urn:uuid:7f1c0e52-0000-4000-8000-0000000000b0",
+        "resource": {"resourceType": "Patient", "id": "b", "gender": "female"},
+    }
+    two = {**BUNDLE, "entry": [other, *BUNDLE["entry"]]}
+    response = client.post(
+        "/v1/predictions?format=fhir", data={"patient": json.dumps(two)}
+    )
+    assert response.status_code == 422
+    assert "one Patient" in response.json()["detail"]
+    # Data that refer to a Patient the Bundle does not hold: refused too.
+    orphan = {**BUNDLE, "entry": BUNDLE["entry"][1:]}
+    response = client.post("/v1/predictions", data={"patient": json.dumps(orphan)})
+    assert response.status_code == 422
