@@ -250,6 +250,13 @@ def _dicom_image(name: str, ds: Dataset, notes: list[str]) -> Image:
         pixels = _grey(rgb.astype(np.float32), "RGB")
         notes.append("PALETTE COLOR converted to grey through its palette")
     elif photometric in COLOUR:
+        if stored.ndim != 3 or stored.shape[-1] != 3:
+            raise InputError(
+                name,
+                "SamplesPerPixel",
+                f"3 for {photometric}",
+                str(ds.get("SamplesPerPixel", "none")),
+            )
         pixels = _grey(stored.astype(np.float32), photometric)
         notes.append(f"{photometric} converted to grey (luma)")
     else:
@@ -260,7 +267,16 @@ def _dicom_image(name: str, ds: Dataset, notes: list[str]) -> Image:
             repr(photometric)[:40],
         )
 
-    # Step 6: the geometry the model may need.
+    # Step 6: values a model can use (a huge slope makes every pixel infinite).
+    if not np.isfinite(pixels).all():
+        raise InputError(
+            name,
+            "RescaleSlope",
+            "a rescale that keeps pixel values finite",
+            "infinite or undefined values after the modality LUT",
+        )
+
+    # Step 7: the geometry the model may need.
     return Image(
         pixels=np.ascontiguousarray(pixels, dtype=np.float32),
         modality=str(ds.get("Modality") or "OT").strip() or "OT",

@@ -238,6 +238,21 @@ def test_zero_rescale_slope_is_refused(tmp_path):
     assert caught.value.field == "RescaleSlope"
 
 
+def test_a_slope_that_overflows_is_refused(tmp_path):
+    ds = _dataset(_ramp(), RescaleSlope="1e308", RescaleIntercept="0")
+    with pytest.warns(RuntimeWarning), pytest.raises(InputError) as caught:
+        read_image(_save(ds, tmp_path / "huge.dcm"))
+    assert caught.value.field == "RescaleSlope" and "finite" in caught.value.expected
+
+
+def test_rgb_with_one_sample_per_pixel_is_refused(tmp_path):
+    ds = _dataset(_ramp(np.uint8), bits_stored=8)
+    ds.PhotometricInterpretation = "RGB"  # while SamplesPerPixel stays 1
+    with pytest.raises(InputError) as caught:
+        read_image(_save(ds, tmp_path / "rgb1.dcm"))
+    assert caught.value.field == "SamplesPerPixel"
+
+
 def test_rgb_dicom_becomes_grey_with_a_note(tmp_path):
     rgb = np.zeros((2, 2, 3), dtype=np.uint8)
     rgb[0, 0] = (255, 0, 0)
