@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +23,7 @@ from ingest.errors import CardioriskError, InputError
 from ingest.schema import ECG
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PATIENT_EXAMPLE = {
     "age": 61,
@@ -238,11 +239,31 @@ def _answer(
     Returns the prediction and the validated input (for a FHIR answer's subject
     and basis).
     """
-    ecg = upload.read() if upload is not None else None
     ecg_source = upload.name if upload is not None else "ecg"
-    read = service.record(payload, ecg, "request", ecg_source)
+    ecg = _reading(ecg_source, "ecg", upload.read) if upload is not None else None
+    read = _reading(
+        "request",
+        "patient",
+        lambda: service.record(payload, ecg, "request", ecg_source),
+    )
     result = service.predict(read.record, explain, read.warnings, language, ecg)
     return result, read
+
+
+def _reading(source: str, field: str, read: Callable[[], T]) -> T:
+    """Run a reader; a library error it lets through is bad input, not a 500.
+
+    Our own errors pass as they are; any other is answered as an unreadable
+    input named by source and field, and logged by type only.
+    """
+    try:
+        return read()
+    except CardioriskError:
+        raise
+    except Exception as error:  # noqa: BLE001 - readers wrap many libraries
+        logger.warning("reader error %s on an upload", type(error).__name__)
+        found = f"a file its reader could not read ({type(error).__name__})"
+        raise InputError(source, field, "a readable input", found) from error
 
 
 async def _read_limited(upload: UploadFile, max_bytes: int) -> bytes:

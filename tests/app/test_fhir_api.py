@@ -280,3 +280,21 @@ def test_the_subject_is_the_patient_the_data_belong_to(client: TestClient) -> No
     orphan = {**BUNDLE, "entry": BUNDLE["entry"][1:]}
     response = client.post("/v1/predictions", data={"patient": json.dumps(orphan)})
     assert response.status_code == 422
+
+
+def test_a_library_error_in_a_reader_is_bad_input_not_a_500(
+    client: TestClient, dicom_ecg: Path, tmp_path: Path
+) -> None:
+    import pydicom
+
+    dataset = pydicom.dcmread(dicom_ecg)
+    del dataset.WaveformSequence[0].NumberOfWaveformChannels
+    broken = tmp_path / "broken.dcm"
+    dataset.save_as(broken)
+    response = client.post(
+        "/v1/predictions",
+        data={"patient": json.dumps({"age": 60})},
+        files={"ecg_file": ("broken.dcm", broken.read_bytes())},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("broken.dcm: field")
