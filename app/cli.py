@@ -353,6 +353,13 @@ def _read_ecg_option(path: Path, fs: float | None) -> ECG:
         if error.field == "fs":
             raise CardioriskError(f"{error} (use --ecg-fs HZ)") from error
         raise
+    except CardioriskError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a library error is bad input here
+        raise CardioriskError(
+            f"{path.name}: expected a readable ECG file, found one its reader "
+            f"could not read ({type(error).__name__})"
+        ) from error
 
 
 def _print_result(result: PredictionResult, language: str) -> None:
