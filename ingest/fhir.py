@@ -255,6 +255,7 @@ def _records(
         site=site,
         timeline_features=timeline_features,
         max_timeline_steps=max_timeline_steps,
+        on_bound=result.ignore,
     )
     result.records.extend(records)
     result.quarantine.extend(conflicts)

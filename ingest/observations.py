@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -132,6 +133,7 @@ def assemble_records(
     timeline_features: list[str],
     max_timeline_steps: int,
     age_range: tuple[float, float] = (0.0, 120.0),
+    on_bound: Callable[[str], None] | None = None,
 ) -> tuple[list[PatientRecord], list[QuarantineItem]]:
     """Build one record per patient from observations and facts.
 
@@ -149,6 +151,9 @@ def assemble_records(
         Most recent earlier days kept in the timeline.
     age_range : tuple of float
         Plausible ages; an age outside is quarantined.
+    on_bound : callable, optional
+        Told, in words, of each record value that was sent as a bound
+        (``<3 ng/L``): the bound itself is the value used.
 
     Returns
     -------
@@ -180,6 +185,12 @@ def assemble_records(
             QuarantineItem(source, key, name, reason) for name, reason in conflicts
         )
         features = {name: obs.value for name, obs in latest.items()}
+        for name, obs in latest.items():
+            if obs.comparator and on_bound is not None:
+                on_bound(
+                    f"{name} sent as a bound ({obs.comparator}): "
+                    "the bound is used as its value"
+                )
         index_time = max(
             (obs.time for obs in latest.values() if obs.time is not None),
             default=None,

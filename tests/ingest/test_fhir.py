@@ -219,6 +219,9 @@ def test_troponin_below_detection_limit(value, options, codes) -> None:
     bundle = _bundle(_patient(), _observation("89579-7", **value))
     result = read_fhir_bundle(bundle, **options)
     assert _one(result).features["troponin_i"] == 3.0
+    # Said aloud: the record holds the bound itself as the value.
+    bound = "troponin_i sent as a bound (<): the bound is used as its value"
+    assert result.ignored[bound] == 1
     # The bound is kept on the observation itself.
     entry = Entry("request", "entry 2", None, _validated(bundle["entry"][1]))
     [observation] = read_observation(
