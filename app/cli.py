@@ -136,6 +136,13 @@ def ingest(
     site: Annotated[
         str | None, typer.Option(help="Data holder (default: one per reader).")
     ] = None,
+    missing_code: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A lab-table cell meaning 'not measured' at this source; repeat "
+            "for several (default: ? -9 NA N/A and empty cells)."
+        ),
+    ] = None,
 ) -> None:
     """Read any mix of clinical files and write a data-quality report.
 
@@ -151,7 +158,14 @@ def ingest(
         codes.check_features(config.registry)
         with _progress() as progress:
             task = progress.add_task("reading files", total=None)
-            result, files = read_paths(paths, config, codes, ecg_fs=ecg_fs, site=site)
+            result, files = read_paths(
+                paths,
+                config,
+                codes,
+                ecg_fs=ecg_fs,
+                site=site,
+                missing_codes=tuple(missing_code) if missing_code else None,
+            )
             _step(progress, task, f"read {len(files)} inputs")
     except (CardioriskError, ValueError) as error:
         _fail(error)

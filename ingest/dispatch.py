@@ -26,7 +26,7 @@ from ingest.errors import CardioriskError, InputError, QuarantineItem
 from ingest.fhir import read_fhir
 from ingest.hl7v2 import read_hl7v2
 from ingest.imaging import read_image
-from ingest.lab_table import read_lab_table
+from ingest.lab_table import DEFAULT_MISSING_CODES, read_lab_table
 from ingest.observations import ReadResult, pseudonym
 from ingest.ptbxl import read_ptbxl
 from ingest.schema import ECG, PatientRecord
@@ -48,6 +48,7 @@ def read_paths(
     *,
     ecg_fs: float | None = None,
     site: str | None = None,
+    missing_codes: tuple[str, ...] | None = None,
 ) -> tuple[ReadResult, list[dict]]:
     """Read files and folders of any supported kind.
 
@@ -63,6 +64,9 @@ def read_paths(
         Sampling frequency (Hz) of ECG CSV files that do not state it.
     site : str, optional
         The data holder; by default each reader's name (``fhir``, ``hl7v2``, ...).
+    missing_codes : tuple of str, optional
+        Cells of lab tables that mean "not measured" at this source (default
+        `ingest.lab_table.DEFAULT_MISSING_CODES`).
 
     Returns
     -------
@@ -101,7 +105,12 @@ def read_paths(
     readers = {
         "fhir": lambda p: read_fhir(_listed(p), site=site or "fhir", **common),
         "hl7v2": lambda p: read_hl7v2(p, site=site or "hl7v2", **common),
-        "lab-table": lambda p: read_lab_table(p, site=site or "lab", **common),
+        "lab-table": lambda p: read_lab_table(
+            p,
+            site=site or "lab",
+            missing_codes=missing_codes or DEFAULT_MISSING_CODES,
+            **common,
+        ),
         "image": lambda p: _image_record(p, site or "imaging"),
         "ecg": lambda p: _ecg_record(p, config, ecg_fs, site or "ecg"),
         "ptbxl": lambda p: _ptbxl_records(p, config),
@@ -244,6 +253,17 @@ def _ecg_record(
         f"{len(ecg.lead_names)} leads at {ecg.fs:g} Hz, {ecg.duration_s:.1f} s"
         f" ({', '.join(ecg.lead_names)})"
     )
+    notes = [note, _measurement_note(ecg, config.ecg.duration_s)]
+    standard = set(config.ecg.leads)
+    if not standard & set(ecg.lead_names):
+        # Read and measured, but the model cannot tell which lead is which.
+        result = ReadResult(notes=notes)
+        result.ignore(
+            f"ECG {path.name}: no lead with a standard name "
+            f"({', '.join(ecg.lead_names)[:80]}); not usable by the model until its "
+            "leads are named (I, II, ..., V6)"
+        )
+        return result
     key = pseudonym(path.stem, "ecg")
     conformed = conform_ecg(ecg, config.ecg, path.name)
     record = PatientRecord(
@@ -253,7 +273,6 @@ def _ecg_record(
         source="ecg",
         ecg=conformed,
     )
-    notes = [note, _measurement_note(ecg, config.ecg.duration_s)]
     return ReadResult(records=[record], notes=notes)
 
 

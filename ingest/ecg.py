@@ -60,6 +60,13 @@ LEAD_ALIASES = {
     "MCL1": "V1",
 }  # fmt: skip
 
+# Signal names of other channels a recording may carry beside the ECG (monitor and
+# polysomnography records), read as upper case with spaces removed. A channel so
+# named is left out whatever its unit: WFDB reads a missing unit as mV.
+NON_ECG_SIGNALS = re.compile(
+    r"^(RESP|ABP|ART|PAP|CVP|ICP|NBP|BP|PLETH|PPG|SPO2|SAO2|CO2|ETCO2|PULSE|"
+    r"TEMP|EEG|EOG|EMG|FLOW|THOR|ABDO|AIRFLOW)"
+)
 UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
 FS_RANGE_HZ = (50.0, 10_000.0)  # plausible ECG sampling frequencies
 MAX_SIGNALS = 64
@@ -692,12 +699,18 @@ def _check_segments(folder: Path, summary: HeaderSummary, source: str) -> None:
 def _voltage_rows(
     units: Sequence[str] | None, names: Sequence[str], source: str
 ) -> list[tuple[int, float]]:
-    """Rows whose unit is a voltage, with the factor to mV; log the others."""
+    """Rows of ECG signals in a voltage unit, with the factor to mV; log the others.
+
+    A signal named as another channel (``RESP``, ``ABP``, ``PLETH``, ...) is
+    left out even when its unit reads as a voltage.
+    """
     units = list(units or ["mV"] * len(names))
     rows, others = [], []
     for row, unit in enumerate(units):
         factor = UNIT_TO_MV.get(str(unit).strip().lower())
-        if factor is None:
+        if NON_ECG_SIGNALS.match(str(names[row]).upper().replace(" ", "")):
+            others.append(f"{names[row]} (not an ECG lead)")
+        elif factor is None:
             others.append(f"{names[row]} ({unit})")
         else:
             rows.append((row, factor))
@@ -705,12 +718,12 @@ def _voltage_rows(
         raise InputError(
             source,
             "units",
-            "at least one signal in a voltage unit (mV, uV, V)",
+            "at least one ECG signal in a voltage unit (mV, uV, V)",
             ", ".join(sorted({str(unit) for unit in units}))[:80],
         )
     if others:
         logger.warning(
-            "%s: non-voltage signals left out: %s", source, ", ".join(others)
+            "%s: signals other than ECG leads left out: %s", source, ", ".join(others)
         )
     return rows
 

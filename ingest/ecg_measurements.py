@@ -86,9 +86,7 @@ def r_peaks(ecg: ECG, reference_lead: str = "II") -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            cleaned = nk.ecg_clean(
-                np.nan_to_num(ecg.signal[row]), sampling_rate=_rate(ecg)
-            )
+            cleaned = nk.ecg_clean(_upright(ecg, row), sampling_rate=_rate(ecg))
             _, info = nk.ecg_peaks(cleaned, sampling_rate=_rate(ecg))
     except Exception as error:  # neurokit2 raises many kinds on odd signals
         logger.debug("no R peaks found: %s", type(error).__name__)
@@ -105,6 +103,17 @@ def _reference_row(ecg: ECG, reference_lead: str) -> int | None:
     if not live:
         return None
     return max(live, key=lambda row: float(np.nanvar(ecg.signal[row])))
+
+
+def _upright(ecg: ECG, row: int) -> np.ndarray:
+    """The reference lead with its QRS pointing up (``nk.ecg_invert``).
+
+    A lead whose QRS is mostly negative (V1, aVR, a monitor's MCL1) is flipped
+    for finding and delineating beats only; per-lead amplitudes keep their sign.
+    """
+    trace = np.nan_to_num(ecg.signal[row]).astype(np.float64)
+    upright, _ = nk.ecg_invert(trace, sampling_rate=_rate(ecg))
+    return np.asarray(upright, dtype=np.float64)
 
 
 def _rate(ecg: ECG) -> int:
@@ -180,17 +189,14 @@ def _intervals(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            cleaned = nk.ecg_clean(
-                np.nan_to_num(ecg.signal[row]), sampling_rate=_rate(ecg)
-            )
+            trace = _upright(ecg, row)
+            cleaned = nk.ecg_clean(trace, sampling_rate=_rate(ecg))
             _, waves = nk.ecg_delineate(
                 cleaned, peaks, sampling_rate=_rate(ecg), method=DELINEATION
             )
     except Exception as error:  # neurokit2 raises many kinds on odd signals
         logger.debug("waves not delineated: %s", type(error).__name__)
         return none
-
-    trace = np.nan_to_num(ecg.signal[row])
 
     def boundary(name: str) -> np.ndarray:
         return np.asarray(waves.get(name, []), dtype=float)

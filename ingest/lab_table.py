@@ -77,6 +77,8 @@ DECIMAL_COMMA = re.compile(r"^\s*(?:<=|>=|≤|≥|<|>|=)?\s*[-+]?\d+,\d+(?:\s.*)
 UNIT_START = re.compile(r"^(?:\s+\S|[A-Za-zµμ%\[{/°])")
 HEADER_UNIT = re.compile(r"^(?P<name>[^\[(]+?)\s*[\[(](?P<unit>.*)[\])]\s*$")
 
+DEFAULT_MISSING_CODES = ("?", "-9", "", "NA", "N/A")  # cells that mean "not measured"
+
 
 @dataclass(frozen=True)
 class _Cell:
@@ -100,7 +102,7 @@ def read_lab_table(
     codes: CodeTables,
     timeline_features: list[str],
     max_timeline_steps: int,
-    missing_codes: tuple[str, ...] = ("?", "-9", "", "NA", "N/A"),
+    missing_codes: tuple[str, ...] = DEFAULT_MISSING_CODES,
     decimal: str | None = None,
     sep: str | None = None,
     site: str = "lab_table",
@@ -184,7 +186,7 @@ def parse_lab_table(
     *,
     registry: dict[str, FeatureSpec],
     codes: CodeTables,
-    missing_codes: tuple[str, ...] = ("?", "-9", "", "NA", "N/A"),
+    missing_codes: tuple[str, ...] = DEFAULT_MISSING_CODES,
     decimal: str | None = None,
     sep: str | None = None,
     site: str = "lab_table",

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from app.api import create_app
 from app.cli import cli
+from app.service import PredictionService
 from app.settings import AppSettings
 
 BUNDLE = {
@@ -154,21 +155,34 @@ def test_bundle_in_risk_assessment_out(client: TestClient, dicom_ecg: Path) -> N
     assert "heart rate 61/min" in notes
 
 
-def test_bundle_values_reach_the_model(client: TestClient) -> None:
+def test_bundle_values_reach_the_model(client: TestClient, model_version) -> None:
     response = client.post("/v1/predictions", data={"patient": json.dumps(BUNDLE)})
     assert response.status_code == 200, response.text
-    body = response.json()
-    assert body["modalities_used"] == ["tabular"]
-    values = {
-        reason["name"]: reason["value"]
-        for head in body["risks"]
-        for reason in head["reasons"]
-    }
+    assert response.json()["modalities_used"] == ["tabular"]
+    # The record the service builds from the same Bundle, value by value.
+    models, _ = model_version
+    features = PredictionService(models).record(BUNDLE).record.features
     # 6.2 mmol/L total cholesterol is 239.7 mg/dL; BP from the panel components.
-    if "total_cholesterol" in values:
-        assert values["total_cholesterol"] == pytest.approx(239.7, abs=0.1)
-    if "systolic_bp" in values:
-        assert values["systolic_bp"] == 152
+    assert features["total_cholesterol"] == pytest.approx(239.7, abs=0.1)
+    assert (features["systolic_bp"], features["diastolic_bp"]) == (152, 91)
+    assert features["hypertension"] == 1.0 and features["sex_male"] == 1.0
+    assert "heart_rate" not in features  # its Observation lacks status
+
+
+def test_bundle_with_a_wfdb_ecg_as_risk_assessment(
+    client: TestClient, ecg_upload: dict
+) -> None:
+    response = client.post(
+        "/v1/predictions?format=fhir",
+        data={"patient": json.dumps(BUNDLE)},
+        files=ecg_upload,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    RiskAssessment.model_validate(body)
+    basis = [item.get("reference") or item.get("display") for item in body["basis"]]
+    assert "ECG 00008_lr.hea" in basis
+    assert len(body["prediction"]) == 4
 
 
 def test_a_bundle_without_a_patient_is_refused(client: TestClient) -> None:

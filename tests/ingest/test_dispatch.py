@@ -147,3 +147,49 @@ def test_a_file_that_breaks_its_reader_is_set_aside_the_rest_counts(
     assert by_name["broken.dcm"]["records"] == 0
     assert by_name["broken.dcm"]["quarantined"] == 1
     assert by_name["ORU-R01-RMGEAD.hl7"]["records"] == 1
+
+
+def test_every_real_clinical_folder_ingests(
+    real_data: Path, data_config: DataConfig
+) -> None:
+    folders = ["fhir_r4_synthea", "hl7v2_samples", "imaging_cxr_dicom"]
+    result, files = read_paths(
+        [real_data / name for name in folders] + [real_data / "ecg_wfdb_samples"],
+        data_config,
+        load_code_tables(),
+    )
+    by_name = {Path(entry["path"]).name: entry for entry in files}
+    # Every ECG sample is read, with its leads and fs; the one whose leads have
+    # no standard names is measured and said to be unusable, not set aside.
+    for name in ("100.hea", "03700181.hea", "a103l.hea", "s0010_re.hea", "v102s.hea"):
+        assert by_name[name]["records"] == 1, by_name[name]
+    assert "1 leads at 500 Hz" in by_name["03700181.hea"]["detail"]  # RESP, ABP out
+    assert "HR 123/min" in by_name["03700181.hea"]["detail"]  # inverted MCL1
+    unnamed = by_name["test01_00s.hea"]
+    assert (
+        unnamed["quarantined"] == 0
+        and "no lead with a standard name" in (unnamed["detail"])
+    )
+    assert "12 leads at 1000 Hz" in by_name["waveform_ecg.dcm"]["detail"]
+    # What is set aside is bad in the source itself, each with its reason.
+    set_aside = sorted((item.source, item.field) for item in result.quarantine)
+    assert set_aside == [
+        ("LAB-ORU-2.hl7", "hemoglobin.unit"),  # 'g/l-1' is g x L, not a mass conc.
+        ("LRI_2.0-NG_CBC_Typ_Message.hl7", "hemoglobin"),  # 12.5 g/mL
+        ("ObservationBundle.json", "Bundle.entry.resource"),  # no 'resource' key
+    ]
+    sites = {record.site for record in result.records}
+    assert sites == {"fhir", "hl7v2", "imaging", "ecg"}
+    assert sum(record.site == "fhir" for record in result.records) == 15
+
+
+def test_cli_ingest_takes_this_sources_missing_codes(tmp_path: Path) -> None:
+    table = tmp_path / "labs.csv"
+    table.write_text("patient,glucose [mg/dL]\np1,999\np2,95\n", encoding="utf-8")
+    out = tmp_path / "report"
+    args = ["ingest", str(table), "--out", str(out), "--missing-code", "999"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "quality.json").read_text())
+    assert report["records"] == 1  # p1's 999 means "not measured" here
+    assert report["quarantine"]["total"] == 0

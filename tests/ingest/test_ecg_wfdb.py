@@ -109,7 +109,7 @@ def test_flac_formats_read(fmt, tmp_path):
         ("s0010_re", 15, 1000, 38_400, ["I", "II", "III", "AVR"]),  # .dat + .xyz
         ("a103l", 2, 250, 82_500, ["II", "V"]),  # .mat (16+24), PLETH left out
         ("v102s", 2, 250, 75_000, ["II", "V"]),  # 212, PLETH and RESP left out
-        ("03700181", 2, 500, 300_000, ["V1", "RESP"]),  # MCL1 4 per frame, ABP out
+        ("03700181", 1, 500, 300_000, ["V1"]),  # MCL1 4 per frame; ABP, RESP out
         ("test01_00s", 4, 500, 4_000, ["ECG 1", "ECG 2"]),
     ],
 )

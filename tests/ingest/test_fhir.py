@@ -412,3 +412,34 @@ def test_payload_that_is_not_fhir(options) -> None:
         read_fhir_bundle(b"\xef\xbb\xbf{not json", **options)
     with pytest.raises(InputError, match="resourceType"):
         read_fhir_bundle({"entry": []}, **options)
+
+
+def test_heart_failure_and_an_insulin_request(options) -> None:
+    request = {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {
+            "coding": [
+                {
+                    "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                    "code": "311034",
+                    "display": "insulin regular, human 100 UNT/ML",
+                }
+            ]
+        },
+        "subject": {"reference": "Patient/pt-1"},
+    }
+    stopped = {**request, "status": "stopped", "id": "old"}
+    stopped["medicationCodeableConcept"] = {"text": "Lisinopril 10 mg tablet"}
+    bundle = _bundle(
+        _patient(),
+        _condition(SNOMED, "84114007"),  # heart failure
+        _condition(ICD10, "I50.9"),  # the same, by ICD-10
+        {"resource": request},
+        {"resource": stopped},
+    )
+    features = _one(read_fhir_bundle(bundle, **options)).features
+    assert features["heart_failure"] == 1.0
+    assert features["insulin_therapy"] == 1.0
+    assert "bp_medication" not in features  # a stopped request sets no flag
