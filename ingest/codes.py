@@ -6,10 +6,12 @@ import re
 from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
+from stdnum import verhoeff
 
 from ingest.config import load_yaml
 
 LOINC_FORMAT = re.compile(r"^(\d{1,7})-(\d)$")
+ICD10_PREFIX = re.compile(r"^[A-Z]\d{2}(\.\d{1,4})?$")  # I21, I25.2, Z86.73
 LOINC_SYSTEM = "http://loinc.org"
 SNOMED_SYSTEM = "http://snomed.info/sct"
 ICD10_SYSTEMS = ("http://hl7.org/fhir/sid/icd-10", "http://hl7.org/fhir/sid/icd-10-cm")
@@ -28,6 +30,20 @@ def loinc_check_digit(number: str) -> int:
     doubled = str(2 * int(reverse[0::2]))
     digits = reverse[1::2] + doubled
     return (10 - sum(int(d) for d in digits) % 10) % 10
+
+
+def is_valid_snomed(code: str) -> bool:
+    """Return whether ``code`` is a well-formed SNOMED CT identifier.
+
+    6 to 18 digits, no leading zero, ending in its Verhoeff check digit
+    (``stdnum.verhoeff``).
+    """
+    return (
+        code.isdigit()
+        and 6 <= len(code) <= 18
+        and not code.startswith("0")
+        and verhoeff.is_valid(code)
+    )
 
 
 def is_valid_loinc(code: str) -> bool:
@@ -51,12 +67,30 @@ class SmokingStatus(BaseModel):
     former_smoker: list[str]
     never_smoker: list[str]
 
+    @field_validator("current_smoker", "former_smoker", "never_smoker")
+    @classmethod
+    def _valid_snomed(cls, codes: list[str]) -> list[str]:
+        return _checked_snomed(codes)
+
 
 class ConditionCodes(BaseModel):
     """SNOMED CT codes (exact) and ICD-10 prefixes of one condition flag."""
 
     snomed: list[str] = Field(default_factory=list)
     icd10: list[str] = Field(default_factory=list)
+
+    @field_validator("snomed")
+    @classmethod
+    def _valid_snomed(cls, codes: list[str]) -> list[str]:
+        return _checked_snomed(codes)
+
+    @field_validator("icd10")
+    @classmethod
+    def _valid_icd10(cls, codes: list[str]) -> list[str]:
+        wrong = [code for code in codes if not ICD10_PREFIX.match(code)]
+        if wrong:
+            raise ValueError(f"not ICD-10 codes or prefixes (A00, A00.0): {wrong}")
+        return codes
 
 
 class MedicationCodes(BaseModel):
@@ -71,6 +105,11 @@ class ProcedureCodes(BaseModel):
     """SNOMED CT procedure codes (exact) that set one surgery flag."""
 
     snomed: list[str] = Field(default_factory=list)
+
+    @field_validator("snomed")
+    @classmethod
+    def _valid_snomed(cls, codes: list[str]) -> list[str]:
+        return _checked_snomed(codes)
 
 
 class CodeTables(BaseModel):
@@ -150,6 +189,13 @@ class CodeTables(BaseModel):
             return []
         table = self.procedures.items()
         return [flag for flag, codes in table if code in codes.snomed]
+
+
+def _checked_snomed(codes: list[str]) -> list[str]:
+    wrong = [code for code in codes if not is_valid_snomed(code)]
+    if wrong:
+        raise ValueError(f"not SNOMED CT identifiers (Verhoeff check digit): {wrong}")
+    return codes
 
 
 def _has_prefix(code: str, prefixes: list[str]) -> bool:

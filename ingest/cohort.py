@@ -15,8 +15,9 @@ import pandas as pd
 from ingest.config import DataConfig
 from ingest.errors import CardioriskError, QuarantineItem
 from ingest.framingham import read_framingham
+from ingest.nih_cxr import read_nih_cxr
 from ingest.ptbxl import read_ptbxl
-from ingest.schema import ECG, HEADS, PatientRecord, TimelineStep
+from ingest.schema import ECG, TARGETS, Image, PatientRecord, TimelineStep
 from ingest.splits import assign_split
 from ingest.stroke_table import read_stroke_table
 from ingest.uci import read_uci
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 QUARANTINE = "quarantine.jsonl"
-MANIFEST_KEYS = ("sources", "sites", "feature_names", "ecg_leads")
+MANIFEST_KEYS = ("sources", "sites", "feature_names", "ecg_leads", "image_size")
 
 
 def sha256_of(path: Path) -> str:
@@ -106,6 +107,12 @@ def read_sources(
             root, sources.ptbxl, config.ecg, registry, quarantine, limit=ptbxl_limit
         )
         _done(on_source, "ptbxl")
+    if sources.nih_cxr.enabled:
+        cxr = sources.nih_cxr
+        folder = data_dir / cxr.dir
+        use(f"{cxr.dir}/labels.csv")
+        records += read_nih_cxr(folder, cxr.site, config.imaging, registry, quarantine)
+        _done(on_source, "nih_cxr")
 
     # Patient-wise splits for every source without its own folds.
     for record in records:
@@ -127,10 +134,11 @@ def write_cohort(
     out_dir: Path,
     config: DataConfig,
 ) -> dict:
-    """Write records per site (Parquet + ECG array), the quarantine and a manifest.
+    """Write records per site (Parquet + ECG and image arrays), quarantine, manifest.
 
-    The manifest names the feature columns and the ECG leads (ECGs are stored
-    conformed to ``config.ecg``), so the store reads back without the config.
+    The manifest names the feature columns, the ECG leads and the image size
+    (ECGs and images are stored conformed to ``config.ecg`` and
+    ``config.imaging``), so the store reads back without the config.
 
     Returns
     -------
@@ -146,10 +154,12 @@ def write_cohort(
     for site, site_records in sorted(by_site.items()):
         site_dir = out_dir / site
         site_dir.mkdir(exist_ok=True)
-        table, ecgs = _to_table(site_records, feature_names)
+        table, ecgs, images = _to_table(site_records, feature_names)
         table.to_parquet(site_dir / "records.parquet", index=False)
         if ecgs:
             np.save(site_dir / "ecg.npy", np.stack(ecgs).astype(np.float32))
+        if images:
+            np.save(site_dir / "images.npy", np.stack(images).astype(np.float32))
         sites[site] = _summary(site_records)
     with (out_dir / QUARANTINE).open("w", encoding="utf-8") as handle:
         for item in quarantine:
@@ -160,6 +170,7 @@ def write_cohort(
         "quarantined": dict(Counter(item.source for item in quarantine)),
         "feature_names": feature_names,
         "ecg_leads": list(config.ecg.leads),
+        "image_size": config.imaging.size,
     }
     (out_dir / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return manifest
@@ -176,7 +187,7 @@ def _summary(records: list[PatientRecord]) -> dict:
                 "n": sum(head in record.labels for record in records),
                 "positive": sum(record.labels.get(head, 0) for record in records),
             }
-            for head in HEADS
+            for head in TARGETS
             if any(head in record.labels for record in records)
         },
     }
@@ -184,8 +195,8 @@ def _summary(records: list[PatientRecord]) -> dict:
 
 def _to_table(
     records: list[PatientRecord], feature_names: list[str]
-) -> tuple[pd.DataFrame, list[np.ndarray]]:
-    rows, ecgs = [], []
+) -> tuple[pd.DataFrame, list[np.ndarray], list[np.ndarray]]:
+    rows, ecgs, images = [], [], []
     for record in records:
         row = {
             "record_id": record.record_id,
@@ -195,20 +206,29 @@ def _to_table(
             "split": record.split,
             "ecg_row": -1,
             "ecg_fs": np.nan,
+            "image_row": -1,
+            "image_modality": "",
+            "image_view": "",
             "timeline": json.dumps(
                 [[step.years_before, step.values] for step in record.timeline]
             ),
         }
         for name in feature_names:
             row[name] = record.features.get(name, np.nan)
-        for head in HEADS:
+        for head in TARGETS:
             row[f"label_{head}"] = record.labels.get(head, np.nan)
         if record.ecg is not None:
             row["ecg_row"] = len(ecgs)
             row["ecg_fs"] = record.ecg.fs
             ecgs.append(record.ecg.signal)
+        if record.images:
+            image = record.images[0]  # the model reads the first image
+            row["image_row"] = len(images)
+            row["image_modality"] = image.modality
+            row["image_view"] = image.view or ""
+            images.append(image.pixels)
         rows.append(row)
-    return pd.DataFrame(rows), ecgs
+    return pd.DataFrame(rows), ecgs, images
 
 
 def load_cohort(
@@ -245,6 +265,8 @@ def load_cohort(
         table = pd.read_parquet(site_dir / "records.parquet")
         ecg_path = site_dir / "ecg.npy"
         ecgs = np.load(ecg_path, mmap_mode="r") if ecg_path.is_file() else None
+        image_path = site_dir / "images.npy"
+        stored = np.load(image_path, mmap_mode="r") if image_path.is_file() else None
         values = table[feature_names].to_numpy(dtype=float)
         for index, row in enumerate(table.itertuples(index=False)):
             if wanted_splits is not None and row.split not in wanted_splits:
@@ -256,7 +278,7 @@ def load_cohort(
             }
             labels = {
                 head: int(getattr(row, f"label_{head}"))
-                for head in HEADS
+                for head in TARGETS
                 if not pd.isna(getattr(row, f"label_{head}"))
             }
             ecg = None
@@ -267,6 +289,15 @@ def load_cohort(
                 TimelineStep(years_before=years, values=step)
                 for years, step in json.loads(row.timeline)
             ]
+            images = []
+            if row.image_row >= 0 and stored is not None:
+                images.append(
+                    Image(
+                        pixels=np.array(stored[row.image_row]),
+                        modality=row.image_modality,
+                        view=row.image_view or None,
+                    )
+                )
             records.append(
                 PatientRecord(
                     record_id=row.record_id,
@@ -276,6 +307,7 @@ def load_cohort(
                     features=features,
                     ecg=ecg,
                     timeline=timeline,
+                    images=images,
                     labels=labels,
                     split=row.split,
                 )

@@ -61,6 +61,10 @@ class FeatureSpec(BaseModel):
     range: tuple[float, float]
     molar_mass: float | None = Field(None, gt=0, description="g/mol, for mmol/L")
     valence: int | None = Field(None, gt=0, description="charge of an ion, for mEq/L")
+    derived: bool = Field(
+        False,
+        description="computed from the record (a guideline score), never read",
+    )
     unit_implied: bool = Field(
         False,
         description="a value sent without a unit is taken in `unit` (age in years, "
@@ -123,6 +127,14 @@ class VitalDBSource(TableSource):
     max_stay_days: float = Field(gt=0)
 
 
+class ImageSource(BaseModel):
+    """A folder of labelled images (``labels.csv`` beside ``images/``)."""
+
+    enabled: bool = True
+    dir: str
+    site: str
+
+
 class Sources(BaseModel):
     """Every configured source."""
 
@@ -131,6 +143,7 @@ class Sources(BaseModel):
     stroke_table: TableSource
     ptbxl: PTBXLSource
     vitaldb: VitalDBSource
+    nih_cxr: ImageSource
 
 
 class ECGSpec(BaseModel):
@@ -144,6 +157,12 @@ class ECGSpec(BaseModel):
     def n_samples(self) -> int:
         """Number of samples per lead."""
         return int(round(self.fs * self.duration_s))
+
+
+class ImagingSpec(BaseModel):
+    """The image the model reads: one grey channel, ``size`` x ``size`` pixels."""
+
+    size: int = Field(ge=16, le=1024)
 
 
 class SplitFractions(BaseModel):
@@ -169,6 +188,7 @@ class DataConfig(BaseModel):
     split: SplitFractions
     sources: Sources
     ecg: ECGSpec
+    imaging: ImagingSpec
     features: dict[str, FeatureSpec]
     recorded_features: dict[str, FeatureSpec] = Field(default_factory=dict)
     timeline_features: list[str]
@@ -194,8 +214,10 @@ class DataConfig(BaseModel):
 
         Recorded features (troponin, LDL cholesterol, ...) are read, converted,
         checked and reported, but no model version has been trained on them.
+        Derived features (guideline scores) are computed, never read.
         """
-        return {**self.features, **self.recorded_features}
+        read = {name: spec for name, spec in self.features.items() if not spec.derived}
+        return {**read, **self.recorded_features}
 
     @property
     def feature_names(self) -> list[str]:

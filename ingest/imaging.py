@@ -30,6 +30,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, get_decoder
 from pydicom.pixels.decoders.base import Decoder
 from pydicom.uid import UID
 
+from ingest.config import ImagingSpec
 from ingest.deid import burned_in_note, deidentify
 from ingest.errors import InputError
 from ingest.schema import Image
@@ -557,3 +558,62 @@ def _png_image(name: str, content: bytes, notes: list[str]) -> Image:
             name, "PNG", "a readable PNG image", f"{type(error).__name__}"
         ) from error
     return Image(pixels=np.ascontiguousarray(pixels), modality="PNG")
+
+
+# --- conforming to the model -------------------------------------------------
+
+WINDOW_PERCENTILES = (1.0, 99.0)  # intensities mapped to 0 and 1
+
+
+def conform_image(image: Image, spec: ImagingSpec, source: str = "image") -> Image:
+    """Pad to a square, resize to the model's size and map intensities to 0..1.
+
+    Parameters
+    ----------
+    image : Image
+        The image as read (any size, modality unit).
+    spec : ImagingSpec
+        The model's side length in pixels.
+    source : str
+        File name used in error messages.
+
+    Returns
+    -------
+    Image
+        ``spec.size`` x ``spec.size`` float32: the 1st and 99th intensity
+        percentiles map to 0 and 1 (clipped), so CR, CT in Hounsfield units and
+        8- or 16-bit PNGs reach the encoder on one scale. Pixel spacing is
+        dropped (it no longer holds after resizing).
+
+    Raises
+    ------
+    InputError
+        When the image holds no finite pixel or has a single intensity.
+    """
+    pixels = np.asarray(image.pixels, dtype=np.float32)
+    finite = np.isfinite(pixels)
+    if pixels.ndim != 2 or not finite.any():
+        raise InputError(source, "pixels", "a 2-D image with finite values", "none")
+    low, high = np.percentile(pixels[finite], WINDOW_PERCENTILES)
+    if not high > low:
+        raise InputError(source, "pixels", "more than one intensity", f"{low:g} only")
+
+    # Step 1: intensities to 0..1 (the window the model was trained with).
+    scaled = np.clip((np.where(finite, pixels, low) - low) / (high - low), 0.0, 1.0)
+
+    # Step 2: a square canvas, centred, so the anatomy keeps its proportions.
+    rows, columns = scaled.shape
+    side = max(rows, columns)
+    canvas = np.zeros((side, side), dtype=np.float32)
+    top, left = (side - rows) // 2, (side - columns) // 2
+    canvas[top : top + rows, left : left + columns] = scaled
+
+    # Step 3: the model's size (Pillow's antialiased resampling on floats).
+    resized = PILImage.fromarray(canvas).resize(
+        (spec.size, spec.size), PILImage.Resampling.BILINEAR, reducing_gap=2.0
+    )
+    return Image(
+        pixels=np.asarray(resized, dtype=np.float32),
+        modality=image.modality,
+        view=image.view,
+    )

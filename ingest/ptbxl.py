@@ -11,6 +11,7 @@ from ingest.config import ECGSpec, FeatureSpec, PTBXLSource
 from ingest.ecg import conform_ecg, read_wfdb
 from ingest.errors import InputError, QuarantineItem
 from ingest.features import FeatureWriter
+from ingest.ontology import load_ontology
 from ingest.schema import PatientRecord
 
 AGE_CODED_OVER_89 = 300  # PTB-XL codes ages above 89 as 300 for privacy
@@ -46,13 +47,16 @@ def read_ptbxl(
     registry: dict[str, FeatureSpec],
     quarantine: list[QuarantineItem],
     limit: int | None = None,
+    auxiliary: dict[str, str] | None = None,
 ) -> list[PatientRecord]:
     """Read the PTB-XL subset's 100 Hz records with their ``acute_mi`` labels.
 
     The label is 1 when any diagnostic statement has class MI, 0 when the record
     has diagnostic statements but none of class MI, and absent when it has none.
     PTB-XL's MI statements are mostly established (old) infarction; few are
-    acute-stage, which the evaluation report says.
+    acute-stage, which the evaluation report says. The auxiliary targets
+    (hypertrophy, ST/T change, conduction disturbance) follow the same rule
+    with their own superclass.
 
     Parameters
     ----------
@@ -68,6 +72,9 @@ def read_ptbxl(
         Receives unreadable records and implausible values with reasons.
     limit : int, optional
         Read only the first ``limit`` rows (tests).
+    auxiliary : dict, optional
+        Auxiliary target -> diagnostic superclass (default: from the ontology,
+        `ingest.ontology.Ontology.ptbxl_targets`).
 
     Returns
     -------
@@ -88,6 +95,8 @@ def read_ptbxl(
     if limit is not None:
         database = database.head(limit)
     writer = FeatureWriter(registry, "ptbxl", quarantine)
+    if auxiliary is None:
+        auxiliary = load_ontology().ptbxl_targets()
     records = []
     for row in database.itertuples(index=False):
         record_id = f"ptbxl:{int(row.ecg_id)}"
@@ -121,6 +130,8 @@ def read_ptbxl(
         # Step 3: label and split from PTB-XL's own patient-wise folds.
         classes = diagnostic_classes(row.scp_codes, statements)
         labels = {"acute_mi": int("MI" in classes)} if classes else {}
+        if classes:
+            labels |= {target: int(c in classes) for target, c in auxiliary.items()}
         fold = int(row.strat_fold)
         split = (
             "test" if fold in source.test_folds

@@ -45,8 +45,6 @@ def quality_report(
         entry = sites[record.site]
         entry["records"] += 1
         entry["modalities"].update(record.modalities)
-        if record.images:
-            entry["modalities"]["imaging"] += 1
 
     # Missingness among records that hold any tabular value.
     tabular = [record for record in records if record.features]
@@ -120,8 +118,9 @@ def report_markdown(report: dict) -> str:
     if any("imaging" in e["modalities"] for e in report["sites"].values()):
         lines += [
             "",
-            "Images are read, checked and de-identified; no model version reads "
-            "images yet.",
+            "Images are read, checked and de-identified. The imaging encoder has "
+            "learned only from the 99-image NIH chest X-ray sample (auxiliary "
+            "cardiomegaly finding); no risk head has learned from images yet.",
         ]
     lines += ["", "## Missingness (records with tabular data)", ""]
     lines += ["| feature | present | missing |", "|---|---|---|"]

@@ -7,6 +7,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 HEADS = ("acute_mi", "stroke", "postop", "heart_disease")
+# Labels that are not risk heads: findings that train the encoders (and name the
+# clinical concepts explanations use), never shown as a risk.
+AUXILIARY_TARGETS = (
+    "cardiomegaly",  # chest X-ray (NIH ChestX-ray14)
+    "ecg_hypertrophy",  # PTB-XL diagnostic superclass HYP
+    "ecg_st_t_change",  # PTB-XL STTC
+    "ecg_conduction",  # PTB-XL CD
+)
+TARGETS = HEADS + AUXILIARY_TARGETS  # model output columns, heads first
 SPLITS = ("train", "validation", "test")
 
 
@@ -96,9 +105,10 @@ class PatientRecord:
     timeline : list of TimelineStep
         Earlier visits, most recent first; empty when there is no history.
     images : list of Image
-        Medical images (read and de-identified; no image encoder uses them yet).
+        Medical images, read and de-identified; the model reads the first.
     labels : dict
-        Head name -> 0/1, only for the heads this record has a label for.
+        Target name (a head or an auxiliary target) -> 0/1, only for the
+        targets this record has a label for.
     split : str
         ``train``, ``validation`` or ``test``.
     """
@@ -122,4 +132,6 @@ class PatientRecord:
             present.append("ecg")
         if self.timeline:
             present.append("timeline")
+        if self.images:
+            present.append("imaging")
         return present

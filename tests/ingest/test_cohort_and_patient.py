@@ -16,7 +16,8 @@ def test_cohort_round_trip_and_patient_wise_splits(small_cohort, data_config):
     assert all(len(splits) == 1 for splits in splits_of.values())
     ecg_record = next(r for r in records if r.record_id == "ptbxl:8")
     assert ecg_record.ecg.signal.shape == (12, 1000)
-    assert ecg_record.labels == {"acute_mi": 1}
+    assert ecg_record.labels["acute_mi"] == 1
+    assert ecg_record.labels["ecg_conduction"] == 0
     first = next(r for r in records if r.record_id == "uci_cleveland:1")
     assert first.features["systolic_bp"] == 145
 

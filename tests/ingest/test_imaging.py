@@ -346,3 +346,46 @@ def test_missing_file(tmp_path):
     with pytest.raises(InputError) as caught:
         read_image(tmp_path / "absent.dcm")
     assert caught.value.field == "file"
+
+
+def test_conform_image_windows_pads_and_resizes():
+    from ingest.config import ImagingSpec
+    from ingest.imaging import conform_image
+    from ingest.schema import Image
+
+    # A 40 x 80 CT-like slice in Hounsfield units: air -1000, tissue 40.
+    pixels = np.full((40, 80), -1000.0, dtype=np.float32)
+    pixels[10:30, 20:60] = 40.0
+    out = conform_image(Image(pixels=pixels, modality="CT"), ImagingSpec(size=32))
+    assert out.pixels.shape == (32, 32) and out.pixels.dtype == np.float32
+    assert out.pixels.min() == 0.0 and out.pixels.max() == pytest.approx(1.0)
+    # Padded above and below (rows 0-7 of 32 are the square's empty margin).
+    assert (out.pixels[:7] == 0).all() and out.pixels[16, 16] == pytest.approx(1.0)
+    with pytest.raises(InputError, match="more than one intensity"):
+        conform_image(
+            Image(pixels=np.ones((8, 8), np.float32), modality="CR"),
+            ImagingSpec(size=32),
+            "flat.png",
+        )
+
+
+def test_nih_cxr_records_hold_one_conformed_image_and_a_label(real_data, data_config):
+    from ingest.nih_cxr import read_nih_cxr
+
+    quarantine = []
+    records = read_nih_cxr(
+        real_data / data_config.sources.nih_cxr.dir,
+        "nih_cxr",
+        data_config.imaging,
+        data_config.registry,
+        quarantine,
+    )
+    assert len(records) == 99 and not quarantine
+    first = next(r for r in records if r.record_id == "nih_cxr:00000001_001.png")
+    assert first.labels == {"cardiomegaly": 1}  # "Cardiomegaly|Emphysema"
+    assert first.features == {"age": 58, "sex_male": 1.0}
+    size = data_config.imaging.size
+    assert first.images[0].pixels.shape == (size, size)
+    assert first.images[0].view == "PA"
+    assert 0.0 <= first.images[0].pixels.min() < first.images[0].pixels.max() <= 1.0
+    assert 10 < sum(r.labels["cardiomegaly"] for r in records) < 90
