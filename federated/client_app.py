@@ -19,8 +19,8 @@ from flwr.clientapp import ClientApp
 
 from federated.strategy import COUNTS, EXAMPLES_KEY, WEIGHTS
 from fusion.config import load_model_config, load_training_config
-from fusion.model import FusedRiskModel, training_counts
-from fusion.module import RiskModule, fit
+from fusion.model import FusedRiskModel, set_coverage, training_counts
+from fusion.stages import run_stage
 from ingest.cohort import load_cohort
 from ingest.config import load_data_config
 from modalities.batch import ModelInputs, encode_records
@@ -54,12 +54,13 @@ app = ClientApp()
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    """Train the received global model on this site's training split."""
+    """Train the received global model on this site's training split, one stage."""
     config = msg.content["config"]
     site, cohort_dir = resolve_site(context, config)
     inputs = site_inputs(cohort_dir, site, "train")
+    stage = str(config.get("stage", "supervised"))
 
-    # Step 1: the global model, as sent.
+    # Step 1: the global model, as sent, and what this site's labels cover.
     data, model_config, training = (
         load_data_config(),
         load_model_config(),
@@ -67,15 +68,22 @@ def train(msg: Message, context: Context) -> Message:
     )
     model = FusedRiskModel(data, model_config)
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
+    set_coverage(model, inputs)
 
-    # Step 2: local epochs (a site with no training example sends the model back).
+    # Step 2: local epochs of the stage (a site with nothing to learn in it,
+    # e.g. alignment with one modality, sends the model back unchanged).
     server_round = int(config["server-round"])
-    seed = int(hashlib.sha256(f"{site}:{server_round}".encode()).hexdigest()[:8], 16)
-    loss = fit(
-        RiskModule(model, model_config, training),
+    seed = int(
+        hashlib.sha256(f"{site}:{stage}:{server_round}".encode()).hexdigest()[:8], 16
+    )
+    loss = run_stage(
+        stage,
+        model,
         inputs,
-        epochs=int(config["local-epochs"]),
-        batch_size=training.batch_size,
+        int(config["local-epochs"]),
+        data,
+        model_config,
+        training,
         seed=seed,
     )
 
@@ -87,7 +95,7 @@ def train(msg: Message, context: Context) -> Message:
     content = RecordDict(
         {
             WEIGHTS: ArrayRecord(model.state_dict()),
-            COUNTS: ArrayRecord(training_counts(model, inputs)),
+            COUNTS: ArrayRecord(training_counts(model, inputs, stage)),
             "metrics": MetricRecord(metrics),
             "site": ConfigRecord({"name": site}),
         }

@@ -14,6 +14,8 @@ class FederatedConfig(BaseModel):
     """``configs/federated.yaml``."""
 
     num_rounds: int = Field(gt=0)
+    pretraining_rounds: int = Field(0, ge=0)
+    alignment_rounds: int = Field(0, ge=0)
     local_epochs: int = Field(gt=0)
     strategy: Literal["fedavg_by_examples"]
     client_cpus: float = Field(gt=0)

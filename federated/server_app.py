@@ -1,4 +1,4 @@
-"""The Flower ServerApp: rounds of count-weighted FedAvg over the sites."""
+"""The Flower ServerApp: rounds of count-weighted FedAvg per stage, over the sites."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def make_server_app(
     cohort_dir: str,
     federated: FederatedConfig,
     result: dict,
+    stages: list[str],
 ) -> ServerApp:
     """Build the ServerApp for one federated run.
 
@@ -31,9 +32,12 @@ def make_server_app(
     cohort_dir : str
         Cohort store each client reads its site from.
     federated : FederatedConfig
-        Rounds, local epochs.
+        Rounds of each stage, local epochs.
     result : dict
-        Receives ``arrays`` (the final global model) and ``train_metrics``.
+        Receives ``arrays`` (the final global model) and ``train_metrics`` (per
+        stage, per round).
+    stages : list of str
+        The stages to run, in order (`fusion.stages.enabled_stages`).
 
     Returns
     -------
@@ -43,28 +47,46 @@ def make_server_app(
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        strategy = FedAvgByExamples(
-            num_rounds=federated.num_rounds,
-            fraction_train=1.0,
-            min_train_nodes=len(sites),
-            min_available_nodes=len(sites),
-        )
-        outcome = strategy.start(
-            grid=grid,
-            initial_arrays=initial,
-            num_rounds=federated.num_rounds,
-            train_config=ConfigRecord(
-                {
-                    "local-epochs": federated.local_epochs,
-                    "sites": ",".join(sites),
-                    "cohort-dir": cohort_dir,
-                }
-            ),
-        )
-        result["arrays"] = outcome.arrays
-        result["train_metrics"] = {
-            round_: dict(metrics)
-            for round_, metrics in outcome.train_metrics_clientapp.items()
-        }
+        arrays = initial
+        result["train_metrics"] = {}
+        for stage, rounds in stage_rounds(federated, stages):
+            strategy = FedAvgByExamples(
+                num_rounds=rounds,
+                stage=stage,
+                fraction_train=1.0,
+                min_train_nodes=len(sites),
+                min_available_nodes=len(sites),
+            )
+            outcome = strategy.start(
+                grid=grid,
+                initial_arrays=arrays,
+                num_rounds=rounds,
+                train_config=ConfigRecord(
+                    {
+                        "stage": stage,
+                        "local-epochs": federated.local_epochs,
+                        "sites": ",".join(sites),
+                        "cohort-dir": cohort_dir,
+                    }
+                ),
+            )
+            arrays = outcome.arrays
+            result["train_metrics"][stage] = {
+                round_: dict(metrics)
+                for round_, metrics in outcome.train_metrics_clientapp.items()
+            }
+        result["arrays"] = arrays
 
     return app
+
+
+def stage_rounds(
+    federated: FederatedConfig, stages: list[str]
+) -> list[tuple[str, int]]:
+    """``(stage, rounds)`` of each stage that runs, in order (none of 0 rounds)."""
+    rounds = {
+        "pretraining": federated.pretraining_rounds,
+        "alignment": federated.alignment_rounds,
+        "supervised": federated.num_rounds,
+    }
+    return [(stage, rounds[stage]) for stage in stages if rounds[stage] > 0]

@@ -23,6 +23,7 @@ def train_federated(
     sites: list[str],
     cohort_dir: Path,
     federated: FederatedConfig,
+    stages: list[str] | None = None,
     verbose: bool = False,
 ) -> dict:
     """Train ``model`` federatedly across ``sites``; load the final weights into it.
@@ -36,14 +37,16 @@ def train_federated(
     cohort_dir : Path
         Cohort store the clients read.
     federated : FederatedConfig
-        Rounds, local epochs, CPUs per client.
+        Rounds of each stage, local epochs, CPUs per client.
+    stages : list of str, optional
+        Stages to run in order (default: supervised tuning only).
     verbose : bool
         Keep Flower's and Ray's own logs (default: only one line per round).
 
     Returns
     -------
     dict
-        ``train_metrics`` per round.
+        ``train_metrics`` per stage and round.
     """
     if not sites:
         raise CardioriskError("federated training needs at least one site")
@@ -53,7 +56,12 @@ def train_federated(
         os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     result: dict = {}
     server_app = make_server_app(
-        ArrayRecord(model.state_dict()), sites, str(cohort_dir), federated, result
+        ArrayRecord(model.state_dict()),
+        sites,
+        str(cohort_dir),
+        federated,
+        result,
+        stages or ["supervised"],
     )
     run_simulation(
         server_app=server_app,
@@ -65,7 +73,7 @@ def train_federated(
         },
         verbose_logging=verbose,
     )
-    if not result.get("train_metrics"):
+    if not result.get("train_metrics", {}).get("supervised"):
         raise CardioriskError(
             "federated training failed: no site returned a usable update in any "
             "round (run `cardiorisk train --verbose` to see each client's error)"

@@ -30,10 +30,13 @@ class FedAvgByExamples(FedAvg):
     infinite values are left out and the round goes on with the rest.
     """
 
-    def __init__(self, num_rounds: int, **kwargs: object) -> None:
+    def __init__(
+        self, num_rounds: int, stage: str = "supervised", **kwargs: object
+    ) -> None:
         super().__init__(fraction_evaluate=0.0, **kwargs)  # type: ignore[arg-type]
         self.current: ArrayRecord | None = None
         self.num_rounds = num_rounds
+        self.stage = stage
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -68,7 +71,8 @@ class FedAvgByExamples(FedAvg):
         metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
         loss = metrics.get("train-loss", float("nan")) if metrics else float("nan")
         logger.info(
-            "round %d/%d: %d/%d sites answered (%s), train loss %.4f",
+            "%s round %d/%d: %d/%d sites answered (%s), train loss %.4f",
+            self.stage,
             server_round,
             self.num_rounds,
             len(usable),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -39,9 +40,11 @@ class ModelConfig(BaseModel):
     fusion_heads: int = Field(ge=1)
     dropout: float = Field(ge=0, lt=1)
     modality_dropout: float = Field(ge=0, lt=1)
+    auxiliary_weight: float = Field(0.5, ge=0)
     ecg_encoder: dict
     tabular_encoder: dict
     timeline_encoder: dict
+    imaging_encoder: dict
     heads: dict[str, HeadSpec]
 
     @model_validator(mode="after")
@@ -53,6 +56,30 @@ class ModelConfig(BaseModel):
         return self
 
 
+class PretrainingConfig(BaseModel):
+    """Stage 1, self-supervised pretraining per modality (`fusion.pretraining`)."""
+
+    enabled: bool = True
+    epochs: int = Field(gt=0)
+    mask_fraction: float = Field(gt=0, lt=1)
+    temperature: float = Field(gt=0)
+
+
+class AlignmentConfig(BaseModel):
+    """Stage 2, cross-modal alignment (`fusion.alignment`)."""
+
+    enabled: bool = True
+    epochs: int = Field(gt=0)
+    temperature: float = Field(gt=0)
+
+
+class Stages(BaseModel):
+    """The two stages before supervised multi-task tuning (stage 3)."""
+
+    pretraining: PretrainingConfig
+    alignment: AlignmentConfig
+
+
 class TrainingConfig(BaseModel):
     """``configs/training.yaml``."""
 
@@ -61,6 +88,21 @@ class TrainingConfig(BaseModel):
     weight_decay: float = Field(ge=0)
     epochs: int = Field(gt=0)
     seed: int
+    calibration: Literal["temperature", "platt", "none"] = "temperature"
+    stages: Stages
+
+    def without(self, *stages: str) -> TrainingConfig:
+        """A copy with the named stages (``pretraining``, ``alignment``) skipped."""
+        unknown = set(stages) - {"pretraining", "alignment"}
+        if unknown:
+            raise ValueError(
+                f"stages {sorted(unknown)} cannot be skipped; expected pretraining "
+                "or alignment"
+            )
+        copy = self.model_copy(deep=True)
+        for stage in stages:
+            getattr(copy.stages, stage).enabled = False
+        return copy
 
 
 def load_model_config(config_dir: Path | None = None) -> ModelConfig:

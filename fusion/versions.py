@@ -16,6 +16,7 @@ from ingest.errors import CardioriskError
 
 WEIGHTS = "model.pt"
 METADATA = "metadata.json"
+CALIBRATION_BUFFERS = ("calibration_scale", "calibration_bias")
 CURRENT = "CURRENT"
 
 
@@ -101,6 +102,14 @@ def load_version(
     data = DataConfig.model_validate(metadata["data_config"])
     model_config = ModelConfig.model_validate(metadata["model_config"])
     model = FusedRiskModel(data, model_config)
-    model.load_state_dict(torch.load(folder / WEIGHTS, weights_only=True))
+    state = torch.load(folder / WEIGHTS, weights_only=True)
+    # Versions saved before calibration existed lack its buffers: identity.
+    missing = set(model.state_dict()) - set(state) - set(CALIBRATION_BUFFERS)
+    if missing or set(state) - set(model.state_dict()):
+        raise CardioriskError(
+            f"model version '{version}' does not match this code's model; "
+            "retrain with `cardiorisk train`"
+        )
+    model.load_state_dict(state, strict=False)
     model.eval()
     return model, data, model_config, metadata

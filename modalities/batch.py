@@ -9,12 +9,13 @@ import numpy as np
 import torch
 
 from ingest.config import DataConfig
-from ingest.schema import HEADS, PatientRecord
+from ingest.schema import TARGETS, PatientRecord
 from modalities.ecg import ecg_array
+from modalities.imaging import image_array
 from modalities.tabular import tabular_arrays
 from modalities.timeline import timeline_arrays
 
-MODALITIES = ("tabular", "ecg", "timeline")
+MODALITIES = ("tabular", "ecg", "timeline", "imaging")
 
 
 @dataclass
@@ -29,10 +30,13 @@ class ModelInputs:
         ``(B, leads, samples)`` in mV.
     timeline_steps, timeline_mask : torch.Tensor
         ``(B, S, W)`` visits and ``(B, S)`` step mask.
+    image : torch.Tensor
+        ``(B, 1, size, size)`` standardised grey pixels.
     modality_mask : torch.Tensor
         ``(B, len(MODALITIES))`` bool: which modalities each record holds.
     labels, label_mask : torch.Tensor
-        ``(B, len(HEADS))`` 0/1 targets and which of them are known.
+        ``(B, len(TARGETS))`` 0/1 targets and which of them are known (heads
+        first, then auxiliary targets).
     """
 
     tabular_values: torch.Tensor
@@ -40,6 +44,7 @@ class ModelInputs:
     ecg: torch.Tensor
     timeline_steps: torch.Tensor
     timeline_mask: torch.Tensor
+    image: torch.Tensor
     modality_mask: torch.Tensor
     labels: torch.Tensor
     label_mask: torch.Tensor
@@ -63,6 +68,7 @@ class ModelInputs:
             self.ecg,
             self.timeline_steps,
             self.timeline_mask,
+            self.image,
             self.modality_mask,
         )
 
@@ -75,7 +81,7 @@ def encode_records(records: Sequence[PatientRecord], config: DataConfig) -> Mode
     records : sequence of PatientRecord
         Records whose ECGs are conformed to ``config.ecg``.
     config : DataConfig
-        Feature registry, ECG spec and timeline settings.
+        Feature registry, ECG and image specs, timeline settings.
 
     Returns
     -------
@@ -86,13 +92,15 @@ def encode_records(records: Sequence[PatientRecord], config: DataConfig) -> Mode
     steps, step_mask = timeline_arrays(
         records, config.features, config.timeline_features, config.max_timeline_steps
     )
+    image, image_present = image_array(records, config.imaging.size)
     modality_mask = np.stack(
-        [present.any(axis=1), ecg_present, step_mask.any(axis=1)], axis=1
+        [present.any(axis=1), ecg_present, step_mask.any(axis=1), image_present],
+        axis=1,
     )
-    labels = np.zeros((len(records), len(HEADS)), dtype=np.float32)
+    labels = np.zeros((len(records), len(TARGETS)), dtype=np.float32)
     label_mask = np.zeros_like(labels, dtype=bool)
     for row, record in enumerate(records):
-        for column, head in enumerate(HEADS):
+        for column, head in enumerate(TARGETS):
             if head in record.labels:
                 labels[row, column] = record.labels[head]
                 label_mask[row, column] = True
@@ -102,6 +110,7 @@ def encode_records(records: Sequence[PatientRecord], config: DataConfig) -> Mode
         ecg=torch.from_numpy(ecg),
         timeline_steps=torch.from_numpy(steps),
         timeline_mask=torch.from_numpy(step_mask),
+        image=torch.from_numpy(image),
         modality_mask=torch.from_numpy(modality_mask),
         labels=torch.from_numpy(labels),
         label_mask=torch.from_numpy(label_mask),

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ingest.clinical_scores import with_scores
 from ingest.config import FeatureSpec
 from ingest.schema import PatientRecord
 
@@ -16,6 +17,9 @@ def tabular_arrays(
     records: Sequence[PatientRecord], registry: dict[str, FeatureSpec]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Normalised feature values and presence flags, registry order.
+
+    Guideline scores (``derived`` features) are computed from the record's own
+    features where their fields exist (`ingest.clinical_scores`).
 
     Parameters
     ----------
@@ -34,9 +38,10 @@ def tabular_arrays(
     values = np.zeros((len(records), len(names)), dtype=np.float32)
     present = np.zeros_like(values)
     for row, record in enumerate(records):
+        features = with_scores(record.features)
         for column, name in enumerate(names):
-            if name in record.features:
-                values[row, column] = registry[name].normalise(record.features[name])
+            if name in features:
+                values[row, column] = registry[name].normalise(features[name])
                 present[row, column] = 1.0
     return values, present
 

@@ -12,6 +12,8 @@ from fusion.model import FusedRiskModel
 from fusion.versions import save_version
 from ingest.cohort import read_sources, write_cohort
 from ingest.config import DataConfig, data_dir, load_data_config
+from ingest.schema import AUXILIARY_TARGETS, HEADS, TARGETS
+from modalities.batch import MODALITIES
 
 SMALL_PTBXL = 60  # PTB-XL rows in the small cohort (ecg_id 1..60)
 
@@ -54,11 +56,22 @@ def small_cohort(small_config: DataConfig, real_data: Path, tmp_path_factory) ->
 
 @pytest.fixture(scope="session")
 def model_version(data_config: DataConfig, tmp_path_factory) -> tuple[Path, str]:
-    """A registered (untrained, seeded) model version for service and API tests."""
+    """A registered (untrained, seeded) model version for service and API tests.
+
+    Its coverage is that of the real sites: the risk heads read the tabular
+    values, the ECG and the timeline; the ECG findings the ECG; cardiomegaly
+    the image (each beside the tabular values).
+    """
     models = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
     model_config = load_model_config()
     model = FusedRiskModel(data_config, model_config)
+    reads = {target: ("tabular", "ecg", "timeline") for target in HEADS}
+    reads |= {target: ("tabular", "ecg") for target in AUXILIARY_TARGETS}
+    reads["cardiomegaly"] = ("tabular", "imaging")
+    for i, target in enumerate(TARGETS):
+        for j, modality in enumerate(MODALITIES):
+            model.coverage[i, j] = float(modality in reads[target])
     version = save_version(
         model, data_config, model_config, models, {"training": "none"}
     )

@@ -31,6 +31,7 @@ def test_modality_dropout_keeps_one_and_only_present():
 def test_absent_modality_has_no_influence(small_cohort, data_config):
     torch.manual_seed(0)
     model = FusedRiskModel(data_config, load_model_config()).eval()
+    model.coverage.fill_(1.0)  # every output may read every modality it is given
     records = load_cohort(small_cohort, sites=["uci_cleveland"])
     inputs = encode_records(records[:4], data_config)
     before = model(*inputs.forward_args())

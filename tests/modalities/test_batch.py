@@ -17,7 +17,11 @@ def test_masks_and_alignment(data_config):
     )  # fmt: skip
     tabular_only = PatientRecord("b", "b", "s", "t", features={"age": 40.0})
     inputs = encode_records([with_everything, tabular_only], data_config)
-    assert inputs.modality_mask.tolist() == [[True, True, True], [True, False, False]]
+    assert MODALITIES == ("tabular", "ecg", "timeline", "imaging")
+    assert inputs.modality_mask.tolist() == [
+        [True, True, True, False],
+        [True, False, False, False],
+    ]
     age = names.index("age")
     spec = data_config.features["age"]
     assert torch.isclose(
@@ -28,7 +32,7 @@ def test_masks_and_alignment(data_config):
     steps = inputs.timeline_mask[0].tolist()
     assert steps == [False, False, True, True]
     assert torch.isclose(inputs.timeline_steps[0, -1, -1], torch.tensor(0.2))
-    assert inputs.label_mask[0].tolist() == [False, True, False, False]
+    assert inputs.label_mask[0].tolist() == [False, True] + [False] * 6
     assert not inputs.label_mask[1].any()
     assert len(MODALITIES) == inputs.modality_mask.shape[1]
 
