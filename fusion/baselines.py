@@ -10,6 +10,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from ingest.clinical_scores import (
+    cha2ds2_vasc,
+    framingham_stroke_points,
+    heart_score,
+    rcri,
+)
 from ingest.ecg_measurements import measure
 from ingest.schema import PatientRecord
 
@@ -22,25 +28,6 @@ LEAD_GROUPS = {
 ST_ELEVATION_MV = {"V2": 0.2, "V3": 0.2}  # other leads: 0.1 mV
 Q_DEPTH_MV = 0.1
 Q_TO_R_RATIO = 0.25
-
-
-def cha2ds2_vasc(record: PatientRecord) -> float:
-    """CHA2DS2-VASc from the fields a record has (absent fields count 0).
-
-    Congestive heart failure is never recorded in our sources and prior stroke is
-    excluded by design (incident stroke), so at most C and S2 are missing.
-    """
-    f = record.features
-    age = f.get("age", 0.0)
-    score = 2.0 if age >= 75 else 1.0 if age >= 65 else 0.0
-    score += 1.0 if f.get("sex_male") == 0.0 else 0.0
-    score += (
-        1.0 if f.get("hypertension") == 1.0 or f.get("bp_medication") == 1.0 else 0.0
-    )
-    score += 1.0 if f.get("diabetes") == 1.0 else 0.0
-    score += 1.0 if f.get("prior_mi") == 1.0 or f.get("prior_chd") == 1.0 else 0.0
-    score += 2.0 if f.get("prior_stroke") == 1.0 else 0.0
-    return score
 
 
 def asa_score(record: PatientRecord, missing: float = 2.0) -> float:
@@ -116,11 +103,59 @@ class LogisticBaseline:
         return self.pipeline.predict_proba(self._matrix(records))[:, 1]
 
 
-BASELINE_NAMES = {
-    "acute_mi": "ECG criteria (ST elevation / pathological Q, 2+ contiguous leads)",
-    "stroke": "CHA2DS2-VASc (from available fields)",
-    "postop": "ASA physical status",
-    "heart_disease": "Logistic regression, same features",
+def ecg_heart_points(record: PatientRecord) -> float | None:
+    """The ECG part of a HEART-like score (0-2) measured from the recording.
+
+    2 for ST deviation of at least 0.1 mV (either way) in two contiguous leads,
+    1 for deviation of at least 0.05 mV in one lead or a pathological Q wave, 0
+    otherwise; None without a measurable ECG.
+    """
+    if record.ecg is None:
+        return None
+    measured = measure(record.ecg)
+    if measured is None:
+        return None
+    significant, minor = False, False
+    for group in LEAD_GROUPS.values():
+        deviated = [
+            lead
+            for lead in group
+            if lead in measured.leads
+            and abs(measured.leads[lead].st_deviation_mv) >= 0.1
+        ]
+        significant |= len(deviated) >= 2
+    for m in measured.leads.values():
+        minor |= abs(m.st_deviation_mv) >= 0.05
+        minor |= m.q_depth_mv >= Q_DEPTH_MV and m.q_depth_mv >= Q_TO_R_RATIO * abs(
+            m.r_amplitude_mv
+        )
+    return 2.0 if significant else 1.0 if minor else 0.0
+
+
+def _score_or_zero(value: float | None) -> float:
+    return 0.0 if value is None else value
+
+
+# Each head's traditional tools: name -> how a record is scored (the first is
+# the one the head is named by in short tables). Absent fields count 0 points.
+BASELINES: dict[str, dict[str, str]] = {
+    "acute_mi": {
+        "ecg_criteria": "ECG criteria (ST elevation / pathological Q, "
+        "2+ contiguous leads)",
+        "heart": "HEART-like (age, measured ECG, risk factors; no history or troponin)",
+    },
+    "stroke": {
+        "fsrp": "Framingham Stroke Risk Profile (available fields)",
+        "cha2ds2_vasc": "CHA2DS2-VASc (available fields)",
+    },
+    "postop": {
+        "asa": "ASA physical status",
+        "rcri": "RCRI (available fields; insulin unknown)",
+    },
+    "heart_disease": {
+        "logistic": "Logistic regression, same features",
+        "heart": "HEART-like (history, resting ECG, age, risk factors)",
+    },
 }
 
 
@@ -129,8 +164,8 @@ def baseline_scores(
     test: Sequence[PatientRecord],
     train: Sequence[PatientRecord],
     feature_names: Sequence[str],
-) -> np.ndarray:
-    """Scores of the head's traditional tool on the test records.
+) -> dict[str, np.ndarray]:
+    """Scores of each of the head's traditional tools on the test records.
 
     Parameters
     ----------
@@ -141,15 +176,38 @@ def baseline_scores(
         Training records (only the logistic regression is fitted, on these).
     feature_names : sequence of str
         Tabular features for the logistic regression.
+
+    Returns
+    -------
+    dict
+        Tool key (of `BASELINES`) -> one score per test record.
     """
-    if head == "acute_mi":
-        return np.array([ecg_infarct_criteria(r) for r in test])
-    if head == "stroke":
-        return np.array([cha2ds2_vasc(r) for r in test])
-    if head == "postop":
-        return np.array([asa_score(r) for r in test])
-    if head == "heart_disease":
-        return LogisticBaseline(feature_names).fit(train, head).score(test)
-    raise KeyError(
-        f"no baseline for head '{head}'; expected one of {list(BASELINE_NAMES)}"
-    )
+    if head not in BASELINES:
+        raise KeyError(
+            f"no baseline for head '{head}'; expected one of {list(BASELINES)}"
+        )
+    scorers = {
+        "ecg_criteria": lambda: [ecg_infarct_criteria(r) for r in test],
+        "heart": lambda: [
+            _score_or_zero(heart_score(r.features, ecg_heart_points(r)))
+            if head == "acute_mi"
+            else _score_or_zero(heart_score(r.features))
+            for r in test
+        ],
+        "fsrp": lambda: [
+            _score_or_zero(framingham_stroke_points(r.features)) for r in test
+        ],
+        "cha2ds2_vasc": lambda: [
+            _score_or_zero(cha2ds2_vasc(r.features)) for r in test
+        ],
+        "asa": lambda: [asa_score(r) for r in test],
+        "rcri": lambda: [_score_or_zero(rcri(r.features)) for r in test],
+        "logistic": lambda: (
+            LogisticBaseline(
+                [name for name in feature_names if not name.startswith("score_")]
+            )
+            .fit(train, head)
+            .score(test)
+        ),
+    }
+    return {key: np.asarray(scorers[key](), dtype=float) for key in BASELINES[head]}
