@@ -20,7 +20,8 @@ from app.service import PatientInput, PredictionService
 from app.settings import AppSettings, load_settings
 from ingest.ecg import read_ecg_upload, read_wfdb_upload
 from ingest.errors import CardioriskError, InputError
-from ingest.schema import ECG
+from ingest.imaging import read_image_bytes
+from ingest.schema import ECG, Image
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -133,6 +134,13 @@ def create_app(
             float | None,
             Form(gt=0, description="Sampling frequency (Hz) of a CSV ECG."),
         ] = None,
+        image_file: Annotated[
+            UploadFile | None,
+            File(
+                description="A medical image: DICOM (CR/DX/CT/MR, any transfer "
+                "syntax pydicom decodes) or PNG. De-identified on reading."
+            ),
+        ] = None,
         explain: Annotated[
             bool, Query(description="Compute reasons and modality contributions.")
         ] = True,
@@ -193,9 +201,15 @@ def create_app(
                 await _read_limited(ecg_file, max_bytes),
                 fs=ecg_fs,
             )
+        image = None
+        if image_file is not None:
+            image = ImageUpload(
+                Path(image_file.filename or "image").name,
+                await _read_limited(image_file, max_bytes),
+            )
         # The work itself runs in a worker thread: /health stays responsive.
         result, read = await run_in_threadpool(
-            _answer, service, payload, upload, explain, language
+            _answer, service, payload, upload, image, explain, language
         )
         if format == "fhir":
             resource = risk_assessment(result, read.subject, read.basis)
@@ -227,24 +241,45 @@ class ECGUpload:
             raise InputError(error.source, "ecg_fs", expected, error.found) from error
 
 
+@dataclass(frozen=True)
+class ImageUpload:
+    """An uploaded medical image (DICOM or PNG)."""
+
+    name: str
+    content: bytes
+
+    def read(self) -> Image:
+        """Read and de-identify the image."""
+        return read_image_bytes(self.name, self.content)
+
+
 def _answer(
     service: PredictionService,
     payload: dict,
     upload: ECGUpload | None,
+    image_upload: ImageUpload | None,
     explain: bool,
     language: str,
 ) -> tuple[PredictionResult, PatientInput]:
-    """Read the ECG, validate the patient and predict (blocking work).
+    """Read the ECG and image, validate the patient and predict (blocking work).
 
     Returns the prediction and the validated input (for a FHIR answer's subject
     and basis).
     """
     ecg_source = upload.name if upload is not None else "ecg"
     ecg = _reading(ecg_source, "ecg", upload.read) if upload is not None else None
+    image_source = image_upload.name if image_upload is not None else "image"
+    image = (
+        _reading(image_source, "image", image_upload.read)
+        if image_upload is not None
+        else None
+    )
     read = _reading(
         "request",
         "patient",
-        lambda: service.record(payload, ecg, "request", ecg_source),
+        lambda: service.record(
+            payload, ecg, "request", ecg_source, image=image, image_source=image_source
+        ),
     )
     result = service.predict(read.record, explain, read.warnings, language, ecg)
     return result, read

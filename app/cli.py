@@ -1,4 +1,4 @@
-"""The ``cardiorisk`` command line: prepare, ingest, train, predict, serve, demo."""
+"""The ``cardiorisk`` command line: prepare, ingest, train, evaluate, predict, serve."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from ingest.config import PROJECT_ROOT, data_dir, load_data_config
 from ingest.errors import CardioriskError
 
 if TYPE_CHECKING:
-    from ingest.schema import ECG
+    from ingest.schema import ECG, Image
 
 cli = typer.Typer(
     help="cardiorisk: multimodal cardiovascular risk, trained federatedly.",
@@ -219,20 +219,15 @@ def _print_ingest(report: dict) -> None:
     )
 
 
-@cli.command()
-def train(
-    rounds: Annotated[
-        int | None, typer.Option(help="Federated rounds (config default).")
-    ] = None,
-    sites: Annotated[
-        str | None, typer.Option(help="Comma-separated subset of sites (default: all).")
-    ] = None,
-    centralised: Annotated[
-        bool, typer.Option(help="Also train the pooled model for comparison.")
-    ] = True,
-    verbose: Annotated[bool, typer.Option(help="Show Flower's own logs.")] = False,
-) -> None:
-    """Train federatedly (Flower simulation), evaluate, register a model version."""
+def _run_training(
+    rounds: int | None,
+    sites: str | None,
+    skip: str | None,
+    centralised: bool,
+    verbose: bool,
+    full: bool,
+) -> str:
+    """Shared by ``train`` and ``evaluate``: configure, train, register."""
     from app.pipeline import train_and_evaluate
     from app.settings import load_settings
     from federated.config import load_federated_config
@@ -246,33 +241,104 @@ def train(
     if not verbose:
         for name in ("flwr", "ray", "lightning", "alembic"):
             logging.getLogger(name).setLevel(logging.WARNING)
-    data = load_data_config()
-    federated = load_federated_config()
-    if rounds is not None:
-        federated = federated.model_copy(update={"num_rounds": rounds})
-    command = "cardiorisk train" + "".join(
-        f" {arg}" for arg in sys.argv[2:]
-    )  # as typed, for the report
+    command = "cardiorisk " + " ".join(sys.argv[1:])  # as typed, for the report
     try:
+        data = load_data_config()
+        federated = load_federated_config()
+        if rounds is not None:
+            federated = federated.model_copy(update={"num_rounds": rounds})
+        training = load_training_config()
+        if skip:
+            training = training.without(*[s.strip() for s in skip.split(",") if s])
         with _progress() as progress:
             task = progress.add_task("starting", total=None)
-            version = train_and_evaluate(
+            return train_and_evaluate(
                 data,
                 load_model_config(),
-                load_training_config(),
+                training,
                 federated,
                 data.cohort_path(),
                 load_settings().models_path(),
                 REPORTS_DIR,
                 sites=sites.split(",") if sites else None,
                 centralised=centralised,
+                full=full,
                 command=command,
                 on_step=lambda text: _step(progress, task, text),
             )
-    except CardioriskError as error:
+    except (CardioriskError, ValueError) as error:
         _fail(error)
+        raise AssertionError("unreachable") from error
+
+
+RoundsOption = Annotated[
+    int | None, typer.Option(help="Rounds of supervised tuning (config default).")
+]
+SitesOption = Annotated[
+    str | None, typer.Option(help="Comma-separated subset of sites (default: all).")
+]
+SkipOption = Annotated[
+    str | None,
+    typer.Option(help="Stages to skip: pretraining, alignment (comma-separated)."),
+]
+VerboseOption = Annotated[bool, typer.Option(help="Show Flower's own logs.")]
+
+
+@cli.command()
+def train(
+    rounds: RoundsOption = None,
+    sites: SitesOption = None,
+    skip: SkipOption = None,
+    centralised: Annotated[
+        bool, typer.Option(help="Also train the pooled model for comparison.")
+    ] = True,
+    verbose: VerboseOption = False,
+) -> None:
+    """Train federatedly through the stages, calibrate, register a model version."""
+    from app.settings import load_settings
+    from fusion.versions import load_version
+
+    version = _run_training(rounds, sites, skip, centralised, verbose, full=False)
+    _, _, _, metadata = load_version(load_settings().models_path(), version)
+    table = Table(title=f"model version {version}: held-out AUROC")
+    for column in ("head", "n test", "model [95% CI]", "best tool", "centralised"):
+        table.add_column(column)
+    for head, m in metadata["evaluation"].items():
+        low, high = m["auroc_ci"]
+        table.add_row(
+            head,
+            str(m["n_test"]),
+            f"{m['auroc']:.3f} [{low:.3f}-{high:.3f}]",
+            f"{m.get('best_baseline_auroc', float('nan')):.3f}",
+            f"{m['centralised_auroc']:.3f}" if "centralised_auroc" in m else "-",
+        )
+    console.print(table)
+    console.print(
+        f"model version [bold]{version}[/] registered and current "
+        "(`cardiorisk evaluate` writes the full report)"
+    )
+
+
+@cli.command()
+def evaluate(
+    rounds: RoundsOption = None,
+    sites: SitesOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Regenerate the full report: the model, its comparisons, subsets and ablation.
+
+    Trains the federated model (registered as a new version), its centralised
+    twin, one model per modality, their late fusion, HAIM-style trees and
+    every stage ablation; writes reports/evaluation.{md,json}, reports/figures
+    and reports/model_card.md. About four times as long as `cardiorisk train`.
+    """
+    version = _run_training(rounds, sites, None, True, verbose, full=True)
     console.print((REPORTS_DIR / "evaluation.md").read_text(encoding="utf-8"))
-    console.print(f"model version [bold]{version}[/] registered and current")
+    console.print(
+        f"model version [bold]{version}[/] registered and current; report in "
+        f"{REPORTS_DIR / 'evaluation.md'}, model card in "
+        f"{REPORTS_DIR / 'model_card.md'}"
+    )
 
 
 @cli.command()
@@ -290,6 +356,10 @@ def predict(
     ] = None,
     ecg_fs: Annotated[
         float | None, typer.Option(help="Sampling frequency (Hz) of a CSV ECG.")
+    ] = None,
+    image: Annotated[
+        Path | None,
+        typer.Option(help="A medical image: DICOM (.dcm) or PNG (de-identified)."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_fhir: Annotated[
@@ -334,8 +404,14 @@ def predict(
             raise CardioriskError("--json and --fhir: choose one answer format")
         service = PredictionService(load_settings().models_path(), version)
         signal = _read_ecg_option(ecg, ecg_fs) if ecg is not None else None
+        picture = _read_image_option(image) if image is not None else None
         read = service.record(
-            payload, signal, patient.name, ecg.name if ecg is not None else "ecg"
+            payload,
+            signal,
+            patient.name,
+            ecg.name if ecg is not None else "ecg",
+            image=picture,
+            image_source=image.name if image is not None else "image",
         )
         if language not in ("en", "vi"):
             raise CardioriskError(f"--language: expected en or vi, found {language!r}")
@@ -376,6 +452,21 @@ def _read_ecg_option(path: Path, fs: float | None) -> ECG:
         ) from error
 
 
+def _read_image_option(path: Path) -> Image:
+    """Read ``--image``; an error a library lets through is one line."""
+    from ingest.imaging import read_image
+
+    try:
+        return read_image(path)
+    except CardioriskError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a library error is bad input here
+        raise CardioriskError(
+            f"{path.name}: expected a readable DICOM or PNG image, found one its "
+            f"reader could not read ({type(error).__name__})"
+        ) from error
+
+
 def _print_result(result: PredictionResult, language: str) -> None:
     """Print a prediction for a person, in the chosen language."""
     t = functools.partial(translate, language=language)
@@ -412,6 +503,11 @@ def _print_result(result: PredictionResult, language: str) -> None:
             for name, value in head.modality_contributions.items()
         )
         console.print(f"  {t('results.contributions_axis')}: {shares}")
+    if result.findings:
+        console.print(f"\n[bold]{t('results.findings')}[/]")
+    for finding in result.findings:
+        share = t("results.finding_probability", percent=f"{finding.percent:.1f}%")
+        console.print(f"  {finding.label}: {share}")
     if "ecg" in result.modalities_used:
         console.print("\n" + ecg_measurement_text(result.ecg_measurements, language))
     for warning in result.warnings:
@@ -501,7 +597,7 @@ def demo(
     prepare(force=False)
     version = current_version(settings.models_path())
     if version is None:
-        train(rounds=rounds, sites=None, centralised=True, verbose=False)
+        train(rounds=rounds, sites=None, skip=None, centralised=True, verbose=False)
     else:
         console.print(f"reusing model version {version} (delete var/models to retrain)")
     serve(dashboard=True)

@@ -329,6 +329,35 @@ def risk_rows(
     return rows
 
 
+def finding_rows(
+    result: PredictionResult, language: str = DEFAULT_LANGUAGE
+) -> list[dict[str, str]]:
+    """One display row per finding: name, probability, SNOMED CT concept, source.
+
+    Findings are what the data show (ECG hypertrophy, cardiomegaly on a chest
+    X-ray), estimated only from the modalities labelled for them.
+    """
+    return [
+        {
+            translate("results.finding", language): finding.label,
+            translate("results.finding_probability_column", language): translate(
+                "results.finding_probability",
+                language,
+                percent=translate(
+                    "results.percent",
+                    language,
+                    percent=format_number(finding.percent, language),
+                ),
+            ),
+            "SNOMED CT": finding.concept_snomed or "",
+            translate("results.finding_from", language): ", ".join(
+                modality_name(m, language) for m in finding.modalities_used
+            ),
+        }
+        for finding in result.findings
+    ]
+
+
 def reason_rows(
     risk: HeadRisk, language: str = DEFAULT_LANGUAGE
 ) -> list[dict[str, str]]:
@@ -529,8 +558,9 @@ def request_prediction(
     client: httpx.Client | None = None,
     timeout_s: float = PREDICT_TIMEOUT_S,
     ecg_fs: float | None = None,
+    image: tuple[str, bytes] | None = None,
 ) -> PredictionResult:
-    """POST a patient (and an optional WFDB pair) to ``/v1/predictions``.
+    """POST a patient (and optional ECG and image files) to ``/v1/predictions``.
 
     Parameters
     ----------
@@ -548,6 +578,8 @@ def request_prediction(
         Time allowed for the answer, in s.
     ecg_fs : float, optional
         Sampling frequency (Hz) of a CSV ECG.
+    image : tuple, optional
+        ``(file name, content)`` of a DICOM or PNG image (chest X-ray, CT slice).
 
     Returns
     -------
@@ -568,6 +600,8 @@ def request_prediction(
         files[part] = (name, content)
     if ecg_fs is not None:
         files["ecg_fs"] = (None, str(ecg_fs).encode())
+    if image is not None:
+        files["image_file"] = image
     url = f"{base_url}/v1/predictions"
     response = _send(
         client,
@@ -807,6 +841,13 @@ def _patient_form(
         )
         if bundle is not None:
             values["fhir_bundle"] = (bundle.name, bundle.getvalue())
+        image = st.file_uploader(
+            translate("upload.image", language),
+            type=["dcm", "png"],
+            help=translate("upload.image_help", language),
+        )
+        if image is not None:
+            values["image_file"] = (image.name, image.getvalue())
         submitted = st.form_submit_button(translate("form.submit", language))
     uploads = [(file.name, file.getvalue()) for file in uploaded or []]
     return submitted, values, uploads
@@ -824,6 +865,7 @@ def _submit(
     # Read the ECG here first: a bad file is explained before anything is sent.
     fs = values.pop("ecg_fs", None)
     bundle = values.pop("fhir_bundle", None)
+    image = values.pop("image_file", None)
     try:
         fields = ecg_fields(uploads)
     except InputError:
@@ -843,7 +885,9 @@ def _submit(
         if bundle:
             st.info(translate("upload.fhir_used", language, name=bundle[0]))
         with st.spinner(translate("form.sending", language)):
-            result = request_prediction(base_url, patient, fields, language, ecg_fs=fs)
+            result = request_prediction(
+                base_url, patient, fields, language, ecg_fs=fs, image=image
+            )
     except APIError as error:
         st.error(error.message(language))
         return
@@ -889,6 +933,11 @@ def _show_result(result: PredictionResult, language: str) -> None:
                 )
             else:
                 st.caption(translate("results.no_contributions", language))
+
+    # Findings: what the ECG or image shows, each with its SNOMED CT concept.
+    if result.findings:
+        st.subheader(translate("results.findings", language))
+        st.dataframe(finding_rows(result, language), hide_index=True, width="stretch")
 
     # What is missing, what was used, the model version, warnings.
     st.subheader(translate("results.missing", language))

@@ -1,9 +1,19 @@
-"""The training pipeline: federated run, centralised twin, evaluation, registration."""
+"""Training pipeline: federated stages, calibration, comparisons, report, registration.
+
+`train_and_evaluate` is what ``cardiorisk train`` (and ``make demo``) runs: the
+federated model through its stages, calibrated on the validation split, the
+centralised twin, the traditional tools, and a new registered model version.
+With ``full=True`` (``cardiorisk evaluate``) it also trains what the report
+compares against (one model per modality, their late fusion, HAIM-style
+trees), every stage ablation, and writes the whole report with its figures
+and the model card.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +21,122 @@ import torch
 
 from federated.config import FederatedConfig
 from federated.simulation import train_federated
+from fusion.calibration import calibrate
+from fusion.comparisons import (
+    HAIMModel,
+    embeddings,
+    late_fusion_risk,
+    train_unimodal,
+    unimodal_risk,
+)
 from fusion.config import ModelConfig, TrainingConfig
+from fusion.evaluation import auroc
 from fusion.model import FusedRiskModel
-from fusion.module import RiskModule, fit, predict_proba
-from fusion.report import evaluate_heads, write_report
+from fusion.model_card import write_model_card
+from fusion.module import predict_proba
+from fusion.report import evaluate, write_report
+from fusion.stages import enabled_stages, train_stages
+from fusion.subsets import subset_table
 from fusion.versions import save_version
 from ingest.cohort import load_cohort, read_manifest
 from ingest.config import DataConfig
 from ingest.errors import CardioriskError
-from modalities.batch import encode_records
+from ingest.schema import HEADS, TARGETS, PatientRecord
+from modalities.batch import MODALITIES, ModelInputs, encode_records
 
 logger = logging.getLogger(__name__)
+
+# Stage ablation: which stages each variant skips (the full model skips none).
+ABLATIONS = {
+    "supervised only": ("pretraining", "alignment"),
+    "pretraining + supervised": ("alignment",),
+    "alignment + supervised": ("pretraining",),
+}
+
+
+@dataclass
+class Splits:
+    """The chosen sites' records and encoded inputs, split by split."""
+
+    train_records: list[PatientRecord]
+    validation_records: list[PatientRecord]
+    test_records: list[PatientRecord]
+    train: ModelInputs
+    validation: ModelInputs
+    test: ModelInputs
+
+
+def load_splits(cohort_dir: Path, sites: list[str], data: DataConfig) -> Splits:
+    """Load and encode the train, validation and test splits of ``sites``."""
+    records = {
+        split: load_cohort(cohort_dir, sites=sites, splits=[split])
+        for split in ("train", "validation", "test")
+    }
+    if not records["test"]:
+        raise CardioriskError("the chosen sites hold no test records to evaluate on")
+    return Splits(
+        records["train"],
+        records["validation"],
+        records["test"],
+        *(encode_records(records[s], data) for s in ("train", "validation", "test")),
+    )
+
+
+def federated_model(
+    data: DataConfig,
+    model_config: ModelConfig,
+    training: TrainingConfig,
+    federated: FederatedConfig,
+    cohort_dir: Path,
+    sites: list[str],
+    splits: Splits,
+    initial_state: dict[str, torch.Tensor],
+) -> tuple[FusedRiskModel, dict, dict]:
+    """Train federatedly through the enabled stages, then calibrate on validation.
+
+    Returns
+    -------
+    model : FusedRiskModel
+    history : dict
+        Per stage and round, the aggregated client metrics.
+    calibration : dict
+        Per target, the fitted map and the validation Brier scores.
+    """
+    model = FusedRiskModel(data, model_config)
+    model.load_state_dict(initial_state)
+    history = train_federated(
+        model, sites, cohort_dir, federated, stages=enabled_stages(training)
+    )
+    summary = calibrate(model, splits.validation, training.calibration, TARGETS)
+    return model, history["train_metrics"], summary
+
+
+def centralised_model(
+    data: DataConfig,
+    model_config: ModelConfig,
+    training: TrainingConfig,
+    federated: FederatedConfig,
+    splits: Splits,
+    initial_state: dict[str, torch.Tensor],
+) -> FusedRiskModel:
+    """The pooled twin: same initial weights, stages and passes over the data."""
+    passes = federated.local_epochs
+    stages = training.stages.model_copy(deep=True)
+    stages.pretraining.epochs = max(1, federated.pretraining_rounds * passes)
+    stages.alignment.epochs = max(1, federated.alignment_rounds * passes)
+    twin_training = training.model_copy(update={"stages": stages})
+    twin = FusedRiskModel(data, model_config)
+    twin.load_state_dict(initial_state)
+    train_stages(
+        twin,
+        splits.train,
+        data,
+        model_config,
+        twin_training,
+        supervised_epochs=federated.num_rounds * passes,
+    )
+    calibrate(twin, splits.validation, training.calibration, TARGETS)
+    return twin
 
 
 def train_and_evaluate(
@@ -34,25 +149,30 @@ def train_and_evaluate(
     reports_dir: Path,
     sites: list[str] | None = None,
     centralised: bool = True,
+    full: bool = False,
     command: str = "cardiorisk train",
     on_step: Callable[[str], None] | None = None,
 ) -> str:
-    """Train federatedly, train the same model centrally, evaluate both, register.
+    """Train federatedly, calibrate, compare, evaluate, register.
 
     Parameters
     ----------
     data, model_config, training, federated
-        Configuration.
+        Configuration (``training`` says which stages run).
     cohort_dir : Path
         The cohort store (`cardiorisk prepare`).
     models_dir : Path
         Model registry; the new version becomes current.
     reports_dir : Path
-        Where ``evaluation.json`` and ``evaluation.md`` go.
+        Where ``evaluation.{json,md}``, ``figures/`` and ``model_card.md`` go
+        (``full`` only; otherwise the evaluation is kept with the version).
     sites : list of str, optional
         Subset of sites (default: every site in the store).
     centralised : bool
         Also train the pooled (centralised) twin for comparison.
+    full : bool
+        Also train the comparison models and the stage ablations, and write
+        the report.
     command : str
         The command line that regenerates the report (written into it).
     on_step : callable, optional
@@ -65,76 +185,131 @@ def train_and_evaluate(
     """
     step = on_step or (lambda text: logger.info("%s", text))
     sites = sites or list(read_manifest(cohort_dir)["sites"])
-
-    # Step 1: federated training, one simulated SuperNode per site.
-    step(f"federated training: {federated.num_rounds} rounds over {len(sites)} sites")
+    splits = load_splits(cohort_dir, sites, data)
     torch.manual_seed(training.seed)
-    model = FusedRiskModel(data, model_config)
-    initial_state = {k: v.clone() for k, v in model.state_dict().items()}
-    history = train_federated(model, sites, cohort_dir, federated)
+    initial = {
+        k: v.clone() for k, v in FusedRiskModel(data, model_config).state_dict().items()
+    }
 
-    # Step 2: the held-out patients.
-    step("loading held-out patients")
-    test = load_cohort(cohort_dir, sites=sites, splits=["test"])
-    train = load_cohort(cohort_dir, sites=sites, splits=["train"])
-    if not test:
-        raise CardioriskError("the chosen sites hold no test records to evaluate on")
-    test_inputs = encode_records(test, data)
-    federated_risk = predict_proba(model, test_inputs).numpy()
+    # Step 1: federated training through the stages, one SuperNode per site,
+    # then calibration on the validation split (never the test split).
+    stages = enabled_stages(training)
+    step(f"federated training ({', '.join(stages)}) over {len(sites)} sites")
+    model, history, calibration = federated_model(
+        data, model_config, training, federated, cohort_dir, sites, splits, initial
+    )
+    risks = {"federated": predict_proba(model, splits.test).numpy()}
 
-    # Step 3: the centralised twin: same initial weights, pooled training data,
-    # the same number of passes over the data.
-    central_risk = None
+    # Step 2: the centralised twin.
     if centralised:
-        epochs = federated.num_rounds * federated.local_epochs
-        step(f"centralised training (pooled data, {epochs} epochs) for comparison")
-        twin = FusedRiskModel(data, model_config)
-        twin.load_state_dict(initial_state)
-        fit(
-            RiskModule(twin, model_config, training),
-            encode_records(train, data),
-            epochs=epochs,
-            batch_size=training.batch_size,
-            seed=training.seed,
+        step("centralised training (pooled data, same stages and passes)")
+        twin = centralised_model(
+            data, model_config, training, federated, splits, initial
         )
-        central_risk = predict_proba(twin, test_inputs).numpy()
+        risks["centralised"] = predict_proba(twin, splits.test).numpy()
+
+    # Step 3 (full report): other multimodal approaches and the stage ablation.
+    subsets, ablation = [], {}
+    if full:
+        step("one model per modality, late fusion and HAIM-style trees")
+        epochs = federated.num_rounds * federated.local_epochs
+        unimodal = train_unimodal(data, model_config, training, splits.train, epochs)
+        test_unimodal = unimodal_risk(unimodal, splits.test)
+        risks["late_fusion"] = late_fusion_risk(test_unimodal)
+        train_features = embeddings(unimodal, splits.train)
+        test_features = embeddings(unimodal, splits.test)
+        haim = HAIMModel(seed=training.seed).fit(train_features, splits.train)
+        risks["haim"] = haim.risk(test_features, splits.test)
+        subsets = subset_table(
+            model, splits.test, unimodal, haim, test_features, HEADS, seed=training.seed
+        )
+        ablation["all three stages"] = _head_aurocs(splits, risks["federated"])
+        for name, skipped in ABLATIONS.items():
+            step(f"stage ablation: {name} (federated)")
+            variant, _, _ = federated_model(
+                data,
+                model_config,
+                training.without(*skipped),
+                federated,
+                cohort_dir,
+                sites,
+                splits,
+                initial,
+            )
+            ablation[name] = _head_aurocs(
+                splits, predict_proba(variant, splits.test).numpy()
+            )
 
     # Step 4: evaluation beside the traditional tools, then registration.
     step("evaluating on held-out patients")
-    results = evaluate_heads(
-        test,
-        train,
-        federated_risk,
-        central_risk,
+    results = evaluate(
+        splits.test_records,
+        splits.train_records,
+        risks,
         data.feature_names,
         seed=training.seed,
     )
+    coverage = {
+        target: [m for j, m in enumerate(MODALITIES) if model.coverage[i, j] > 0.5]
+        for i, target in enumerate(TARGETS)
+    }
     metadata = {
         "training": "federated (Flower simulation)",
         "strategy": federated.strategy,
-        "rounds": federated.num_rounds,
+        "stages": stages,
+        "rounds": {
+            "pretraining": federated.pretraining_rounds
+            if "pretraining" in stages
+            else 0,
+            "alignment": federated.alignment_rounds if "alignment" in stages else 0,
+            "supervised": federated.num_rounds,
+        },
         "local_epochs": federated.local_epochs,
         "sites": sites,
-        "train_metrics": history["train_metrics"],
-        "evaluation": {head: _summary(m) for head, m in results.items()},
+        "coverage": coverage,
+        "calibration": calibration,
+        "train_metrics": history,
+        "evaluation": {head: _summary(m) for head, m in results["heads"].items()},
     }
     version = save_version(model, data, model_config, models_dir, metadata)
-    context = {
-        "model_version": version,
-        "training": metadata["training"],
-        "rounds": federated.num_rounds,
-        "local_epochs": federated.local_epochs,
-        "sites": sites,
-        "command": command,
-    }
-    write_report(results, context, reports_dir)
+    if full:
+        step("writing the report, its figures and the model card")
+        context = {
+            "model_version": version,
+            "training": metadata["training"],
+            "stages": stages,
+            "rounds": metadata["rounds"],
+            "local_epochs": federated.local_epochs,
+            "sites": sites,
+            "command": command,
+            "calibration_method": training.calibration,
+            "coverage": coverage,
+            "site_summary": read_manifest(cohort_dir)["sites"],
+        }
+        results.update(subsets=subsets, ablation=ablation, calibration=calibration)
+        write_report(results, context, reports_dir)
+        write_model_card(results, context, reports_dir)
     step(f"registered model version {version}")
     return version
 
 
+def _head_aurocs(splits: Splits, risk: np.ndarray) -> dict[str, float]:
+    found = {}
+    for column, head in enumerate(HEADS):
+        rows = splits.test.label_mask[:, column].numpy()
+        found[head] = auroc(
+            splits.test.labels[rows, column].numpy(), risk[rows, column]
+        )
+    return found
+
+
 def _summary(metrics: dict) -> dict:
-    keys = ("auroc", "auroc_ci", "baseline_auroc", "centralised_auroc", "n_test")
-    return {k: metrics[k] for k in keys if k in metrics and not _is_nan(metrics[k])}
+    keys = ("auroc", "auroc_ci", "best_baseline_auroc", "brier", "n_test")
+    found = {k: metrics[k] for k in keys if k in metrics and not _is_nan(metrics[k])}
+    central = metrics["comparisons"].get("centralised", {}).get("auroc")
+    if central is not None and not _is_nan(central):
+        found["centralised_auroc"] = central
+    return found
 
 
 def _is_nan(value: object) -> bool:

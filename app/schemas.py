@@ -11,19 +11,23 @@ class Reason(BaseModel):
     """One input that moved a risk, named in clinical terms."""
 
     name: str = Field(
-        description="Registry feature name, `ecg:<lead>` or `timeline:<n>`."
+        description="Registry feature name, `ecg:<lead>`, `timeline:<n>` or `image`."
     )
     label: str = Field(description="Clinical name, e.g. 'Systolic blood pressure'.")
     value: float | None = Field(
         None, description="The patient's value, canonical unit."
     )
     unit: str = ""
-    modality: Literal["tabular", "ecg", "timeline"]
+    modality: Literal["tabular", "ecg", "timeline", "imaging"]
     attribution: float = Field(
         description="Integrated Gradients attribution on the logit scale "
         "(positive raises the risk)."
     )
     direction: Literal["raises", "lowers"]
+    concept: str | None = Field(
+        None, description="Clinical concept the input belongs to (configs/ontology)."
+    )
+    concept_snomed: str | None = Field(None, description="Its SNOMED CT code.")
 
 
 class HeadRisk(BaseModel):
@@ -40,6 +44,25 @@ class HeadRisk(BaseModel):
         description="Exact Shapley value of each present modality, in risk units "
         "(they sum to the risk minus the risk with no modality)."
     )
+    modalities_used: list[str] = Field(
+        default_factory=list,
+        description="The given modalities this head has learned from and read; "
+        "others given are ignored by it.",
+    )
+
+
+class Finding(BaseModel):
+    """An auxiliary output: what the data show (e.g. ECG hypertrophy), not a risk."""
+
+    target: str = Field(
+        description="cardiomegaly | ecg_hypertrophy | ecg_st_t_change | ecg_conduction"
+    )
+    label: str
+    probability: float = Field(ge=0, le=1)
+    percent: float = Field(ge=0, le=100)
+    concept: str | None = Field(None, description="Clinical concept (ontology).")
+    concept_snomed: str | None = Field(None, description="Its SNOMED CT code.")
+    modalities_used: list[str]
 
 
 class ECGSummary(BaseModel):
@@ -67,6 +90,10 @@ class PredictionResult(BaseModel):
     modalities_used: list[str]
     modalities_missing: list[str]
     risks: list[HeadRisk]
+    findings: list[Finding] = Field(
+        default_factory=list,
+        description="Auxiliary findings, only from a modality they learned from.",
+    )
     ecg_measurements: ECGSummary | None = Field(
         None, description="Measurements of the uploaded ECG, when one was given."
     )

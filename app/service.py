@@ -10,8 +10,8 @@ from typing import NamedTuple
 import torch
 
 from app.i18n import has_message, translate
-from app.schemas import ECGSummary, HeadRisk, PredictionResult, Reason
-from explain.attributions import integrated_gradients
+from app.schemas import ECGSummary, Finding, HeadRisk, PredictionResult, Reason
+from explain.attributions import Attribution, integrated_gradients
 from explain.contributions import modality_shapley
 from explain.reasons import reasons
 from fusion.versions import load_version
@@ -21,8 +21,10 @@ from ingest.ecg import conform_ecg, lead_problems
 from ingest.ecg_measurements import measure_window
 from ingest.errors import InputError
 from ingest.fhir import read_fhir_bundle
+from ingest.imaging import conform_image
+from ingest.ontology import load_ontology
 from ingest.patient_json import parse_patient
-from ingest.schema import ECG, HEADS, PatientRecord
+from ingest.schema import AUXILIARY_TARGETS, ECG, HEADS, TARGETS, Image, PatientRecord
 from modalities.batch import MODALITIES, encode_records
 
 logger = logging.getLogger(__name__)
@@ -53,10 +55,15 @@ class PredictionService:
             models_dir, version
         )
         self.version: str = self.metadata["version"]
-        # Readers fill model inputs (as this version knows them) and the
-        # recorded-only features of the current configs.
-        self.registry = {**load_data_config().registry, **self.data.features}
+        # Readers fill model inputs (as this version knows them, guideline
+        # scores excepted: those are computed) and the recorded-only features
+        # of the current configs.
+        read = {k: v for k, v in self.data.features.items() if not v.derived}
+        self.registry = {**load_data_config().registry, **read}
         self.codes = load_code_tables()
+        self.ontology = load_ontology()
+        # What each target has learned from (targets x modalities).
+        self.coverage = self.model.coverage > 0.5
         logger.info("serving model version %s", self.version)
 
     def record(
@@ -65,8 +72,10 @@ class PredictionService:
         ecg: ECG | None = None,
         source: str = "request",
         ecg_source: str = "ecg",
+        image: Image | None = None,
+        image_source: str = "image",
     ) -> PatientInput:
-        """Validate a patient (and ECG) into a record, plus warnings and basis.
+        """Validate a patient (ECG, image) into a record, plus warnings and basis.
 
         Parameters
         ----------
@@ -75,8 +84,11 @@ class PredictionService:
             Patient (``resourceType`` ``Bundle``).
         ecg : ECG, optional
             The ECG as read (any leads, ``fs`` and length; conformed here).
-        source, ecg_source : str
-            Names of the patient input and the ECG file, for error messages.
+        image : Image, optional
+            A medical image as read (any size; conformed here).
+        source, ecg_source, image_source : str
+            Names of the patient input, the ECG and the image file, for
+            error messages and the basis.
 
         Returns
         -------
@@ -98,6 +110,8 @@ class PredictionService:
             record = parse_patient(
                 patient, self.registry, source, conformed, self.data.timeline_features
             )
+        if image is not None:
+            record.images = [conform_image(image, self.data.imaging, image_source)]
         kept = self.data.max_timeline_steps
         if len(record.timeline) > kept:
             warnings.append(
@@ -118,6 +132,8 @@ class PredictionService:
             )
         if ecg is not None:
             basis.append({"display": f"ECG {ecg_source}"})
+        if image is not None:
+            basis.append({"display": f"image {image_source}"})
         return PatientInput(record, warnings, basis, subject)
 
     def _conform(self, ecg: ECG, ecg_source: str, warnings: list[str]) -> ECG:
@@ -213,20 +229,21 @@ class PredictionService:
             risks = torch.sigmoid(self.model(*inputs.forward_args()))[0]
         contributions = modality_shapley(self.model, inputs) if explain else None
         used = [m for i, m in enumerate(MODALITIES) if bool(inputs.modality_mask[0, i])]
+        warnings = list(warnings or [])
         heads = []
         for index, head in enumerate(HEADS):
             spec = self.model_config.heads[head]
             risk = float(risks[index])
+            read = self._read_by(index, used)
+            if not read:
+                warnings.append(
+                    f"{head}: none of the data given is of a kind this head has "
+                    "learned from; the risk shown is the model's baseline"
+                )
             head_reasons = []
-            if explain:
+            if explain and read:
                 attribution = integrated_gradients(self.model, inputs, index)
-                head_reasons = []
-                for item in reasons(attribution, record, self.data):
-                    unit_key = f"unit.{item['unit']}"
-                    if item["unit"] and has_message(unit_key, language):
-                        item["unit"] = translate(unit_key, language)
-                    label = reason_label(item["name"], record, language)
-                    head_reasons.append(Reason(label=label, **item))
+                head_reasons = self._reasons(attribution, record, language)
             heads.append(
                 HeadRisk(
                     head=head,
@@ -239,17 +256,70 @@ class PredictionService:
                     modality_contributions=contributions[index]
                     if contributions
                     else {},
+                    modalities_used=read,
                 )
             )
+        findings = []
+        for target in AUXILIARY_TARGETS:
+            index = TARGETS.index(target)
+            read = self._read_by(index, used)
+            # A finding is shown only from the modality that was labelled for it
+            # (demographics alone never suggest cardiomegaly).
+            if set(read) - {"tabular"}:
+                concept = self.ontology.concept_of_target(target)
+                probability = float(risks[index])
+                findings.append(
+                    Finding(
+                        target=target,
+                        label=translate(f"finding.{target}", language),
+                        probability=probability,
+                        percent=round(100 * probability, 1),
+                        concept=concept,
+                        concept_snomed=self.ontology.concepts[concept].snomed
+                        if concept
+                        else None,
+                        modalities_used=read,
+                    )
+                )
+        for modality in used:
+            column = MODALITIES.index(modality)
+            if not self.coverage[: len(HEADS), column].any():
+                informs = [
+                    target
+                    for i, target in enumerate(TARGETS)
+                    if i >= len(HEADS) and self.coverage[i, column]
+                ]
+                also = f"; it informs only: {', '.join(informs)}" if informs else ""
+                warnings.append(
+                    f"{modality}: no risk head of this model version has learned "
+                    f"from it{also}"
+                )
         return PredictionResult(
             prediction_id=str(uuid.uuid4()),
             model_version=self.version,
             modalities_used=used,
             modalities_missing=[m for m in MODALITIES if m not in used],
             risks=heads,
+            findings=findings,
             ecg_measurements=ecg_summary(ecg) if ecg is not None else None,
-            warnings=list(warnings or []),
+            warnings=warnings,
         )
+
+    def _read_by(self, index: int, used: list[str]) -> list[str]:
+        """The given modalities the target at ``index`` has learned from."""
+        return [m for m in used if self.coverage[index, MODALITIES.index(m)]]
+
+    def _reasons(
+        self, attribution: Attribution, record: PatientRecord, language: str
+    ) -> list[Reason]:
+        found = []
+        for item in reasons(attribution, record, self.data, ontology=self.ontology):
+            unit_key = f"unit.{item['unit']}"
+            if item["unit"] and has_message(unit_key, language):
+                item["unit"] = translate(unit_key, language)
+            label = reason_label(item["name"], record, language)
+            found.append(Reason(label=label, **item))
+        return found
 
 
 def _patient_references(bundle: dict) -> list[set[str]]:
@@ -296,6 +366,8 @@ def reason_label(name: str, record: PatientRecord, language: str) -> str:
     ``timeline:0`` -> "Visit 2.0 years earlier" (the record's most recent visit).
     """
     kind, _, detail = name.partition(":")
+    if kind == "image":
+        return translate("reason.image", language)
     if kind == "ecg":
         return translate("reason.ecg_lead", language, lead=detail)
     if kind == "timeline":

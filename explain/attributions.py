@@ -1,4 +1,4 @@
-"""Integrated Gradients (Captum) over the tabular values, the ECG and the timeline."""
+"""Integrated Gradients (Captum) over the tabular values, ECG, timeline and image."""
 
 from __future__ import annotations
 
@@ -25,6 +25,8 @@ class Attribution:
         ``(leads, samples)``.
     timeline : torch.Tensor
         ``(S, W)`` per step and step input.
+    image : torch.Tensor
+        ``(1, H, W)`` per pixel.
     delta : float
         Completeness error: sum of attributions minus (logit - baseline logit).
     """
@@ -32,6 +34,7 @@ class Attribution:
     tabular: torch.Tensor
     ecg: torch.Tensor
     timeline: torch.Tensor
+    image: torch.Tensor
     delta: float
 
 
@@ -44,8 +47,9 @@ def integrated_gradients(
     of the path: tabular values at the registry's reference centre (normalised
     0) with the presence flags kept, so a feature is credited for how far its
     value lies from typical; the ECG as an isoelectric flat line (0 mV); the
-    timeline visits at reference values. Presence flags and modality masks are
-    not attributed (they are held fixed).
+    timeline visits at reference values; the image as mid-grey (standardised
+    0). Presence flags and modality masks are not attributed (they are held
+    fixed).
 
     Parameters
     ----------
@@ -67,7 +71,7 @@ def integrated_gradients(
     names = [
         name
         for name, holds in zip(
-            ("tabular_values", "ecg", "timeline_steps"), present, strict=True
+            ("tabular_values", "ecg", "timeline_steps", "image"), present, strict=True
         )
         if holds
     ]
@@ -96,6 +100,7 @@ def integrated_gradients(
             arguments["ecg"],
             arguments["timeline_steps"],
             arguments["timeline_mask"],
+            arguments["image"],
             arguments["modality_mask"],
         )
         return logits[:, head_index]
@@ -113,6 +118,7 @@ def integrated_gradients(
         tabular=_first(found, "tabular_values", inputs.tabular_values),
         ecg=_first(found, "ecg", inputs.ecg),
         timeline=_first(found, "timeline_steps", inputs.timeline_steps),
+        image=_first(found, "image", inputs.image),
         delta=float(delta.abs().max()),
     )
 

@@ -3,33 +3,54 @@
 from __future__ import annotations
 
 from explain.attributions import Attribution
+from ingest.clinical_scores import with_scores
 from ingest.config import DataConfig
+from ingest.ontology import Ontology
 from ingest.schema import PatientRecord
 
 
 def reasons(
-    attribution: Attribution, record: PatientRecord, data: DataConfig, top: int = 5
+    attribution: Attribution,
+    record: PatientRecord,
+    data: DataConfig,
+    top: int = 5,
+    ontology: Ontology | None = None,
 ) -> list[dict]:
     """The ``top`` inputs with the largest absolute attribution.
 
-    Tabular features come with the patient's value and unit; the ECG is summed per
-    lead (``ecg:<lead>``); the timeline per earlier visit (``timeline:<n>``, the
-    n-th most recent). Clinical names are the presentation layer's to add.
+    Tabular features come with the patient's value and unit (guideline scores
+    with the points computed from the record); the ECG is summed per lead
+    (``ecg:<lead>``); the timeline per earlier visit (``timeline:<n>``, the n-th
+    most recent); the image as a whole (``image``). Clinical names are the
+    presentation layer's to add.
+
+    Parameters
+    ----------
+    attribution : Attribution
+    record : PatientRecord
+    data : DataConfig
+    top : int
+        Reasons kept.
+    ontology : Ontology, optional
+        Names the clinical concept (and its SNOMED CT code) each tabular
+        reason belongs to.
 
     Returns
     -------
     list of dict
         Keys ``name``, ``value``, ``unit``, ``modality``, ``attribution`` (logit
-        scale) and ``direction``.
+        scale), ``direction``, and ``concept`` / ``concept_snomed`` (None when
+        the input belongs to no concept).
     """
     items = []
+    features = with_scores(record.features)
     for column, name in enumerate(data.features):
-        if name in record.features:
+        if name in features:
             spec = data.features[name]
             items.append(
                 {
                     "name": name,
-                    "value": record.features[name],
+                    "value": features[name],
                     "unit": "" if spec.unit == "flag" else spec.unit,
                     "modality": "tabular",
                     "attribution": float(attribution.tabular[column]),
@@ -60,7 +81,24 @@ def reasons(
                     "attribution": float(per_step[n_slots - 1 - offset]),
                 }
             )
+    if record.images:
+        items.append(
+            {
+                "name": "image",
+                "value": None,
+                "unit": "",
+                "modality": "imaging",
+                "attribution": float(attribution.image.sum()),
+            }
+        )
     items.sort(key=lambda item: abs(item["attribution"]), reverse=True)
     for item in items:
         item["direction"] = "raises" if item["attribution"] >= 0 else "lowers"
+        concept = (
+            ontology.concept_of_feature(item["name"])
+            if ontology is not None and item["modality"] == "tabular"
+            else None
+        )
+        item["concept"] = concept
+        item["concept_snomed"] = ontology.concepts[concept].snomed if concept else None
     return items[:top]

@@ -27,24 +27,50 @@ def test_federated_training_then_prediction(
         load_model_config(),
         training,
         FederatedConfig(
-            num_rounds=2, local_epochs=1, strategy="fedavg_by_examples", client_cpus=1
+            num_rounds=2,
+            pretraining_rounds=1,
+            alignment_rounds=1,
+            local_epochs=1,
+            strategy="fedavg_by_examples",
+            client_cpus=1,
         ),
         small_cohort,
         models,
         reports,
         sites=SITES,
         centralised=True,
+        full=True,
         command="pytest tests/test_end_to_end.py",
     )
 
     # The report covers the heads these sites hold, measured on held-out patients.
     report = json.loads((reports / "evaluation.json").read_text())
     assert report["context"]["model_version"] == version
+    assert report["context"]["stages"] == ["pretraining", "alignment", "supervised"]
     heart = report["heads"]["heart_disease"]
     assert heart["n_test"] > 50 and 0 <= heart["auroc"] <= 1
     assert heart["auroc"] > 0.6  # learnt something in two rounds on real patients
-    assert "centralised_auroc" in heart and "baseline_auroc" in heart
-    assert "| heart_disease |" in (reports / "evaluation.md").read_text()
+    low, high = heart["auroc_ci"]
+    assert low <= heart["auroc"] <= high
+    assert set(heart["comparisons"]) == {"centralised", "late_fusion", "haim"}
+    assert set(heart["baselines"]) == {"logistic", "heart"}
+    assert 0 <= heart["brier"] <= 1 and len(heart["calibration_curve"]) >= 5
+    heart_alone = next(
+        s for s in report["subsets"] if s["head"] == "heart_disease"
+    )  # UCI holds one modality: one subset, the table alone
+    assert heart_alone["modalities"] == ["tabular"]
+    assert heart_alone["comparator"] in {"unimodal tabular", "HAIM trees"}
+    assert set(report["ablation"]) == {
+        "all three stages", "supervised only",
+        "pretraining + supervised", "alignment + supervised",
+    }  # fmt: skip
+    markdown = (reports / "evaluation.md").read_text()
+    assert "| heart_disease |" in markdown and "## Stage ablation" in markdown
+    for head in ("acute_mi", "heart_disease"):
+        assert (reports / "figures" / f"roc_{head}.png").stat().st_size > 1000
+        assert (reports / "figures" / f"calibration_{head}.png").exists()
+    card = (reports / "model_card.md").read_text()
+    assert version in card and "## Out of scope" in card
 
     # The trained version answers through the API.
     client = TestClient(create_app(AppSettings(models_dir=str(models))))

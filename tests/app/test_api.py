@@ -35,7 +35,7 @@ def test_prediction_with_ecg_upload(client, ecg_upload):
         "acute_mi", "stroke", "postop", "heart_disease",
     ]  # fmt: skip
     assert body["modalities_used"] == ["tabular", "ecg"]
-    assert body["modalities_missing"] == ["timeline"]
+    assert body["modalities_missing"] == ["timeline", "imaging"]
     mi = body["risks"][0]
     assert 0 <= mi["risk"] <= 1 and mi["band"] in {"low", "moderate", "high"}
     assert len(mi["reasons"]) == 5
@@ -85,3 +85,35 @@ def test_oversized_upload_is_refused(client):
         files={"ecg_header": ("a.hea", b"a 1 100 10\n"), "ecg_signal": ("a.dat", big)},
     )
     assert response.status_code == 413
+
+
+def test_prediction_with_a_chest_x_ray(client, real_data):
+    image = real_data / "cxr_nih_cardiomegaly_small/images/00000001_001.png"
+    response = client.post(
+        "/v1/predictions",
+        data={"patient": json.dumps({"age": 58, "sex": "male"})},
+        files={"image_file": (image.name, image.read_bytes(), "image/png")},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["modalities_used"] == ["tabular", "imaging"]
+    findings = {f["target"]: f for f in body["findings"]}
+    assert findings["cardiomegaly"]["concept_snomed"] == "8186001"
+    assert "imaging" in findings["cardiomegaly"]["modalities_used"]
+    assert "ecg_hypertrophy" not in findings  # no ECG given: no ECG finding
+    # No risk head learned from images: they say so, and read the rest.
+    assert all(risk["modalities_used"] == ["tabular"] for risk in body["risks"])
+    assert any(
+        w.startswith("imaging: no risk head") and "cardiomegaly" in w
+        for w in body["warnings"]
+    )
+
+
+def test_an_image_that_is_not_one_names_the_upload(client):
+    response = client.post(
+        "/v1/predictions",
+        data={"patient": json.dumps({"age": 58})},
+        files={"image_file": ("scan.png", b"not an image at all", "image/png")},
+    )
+    assert response.status_code == 422
+    assert "scan.png" in response.json()["detail"]

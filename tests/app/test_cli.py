@@ -68,3 +68,17 @@ def test_demo_refuses_a_busy_port_before_any_long_work(monkeypatch):
         result = runner.invoke(cli, ["demo"])
     assert result.exit_code == 2
     assert f"port {port}" in result.output and "CARDIORISK_API_PORT" in result.output
+
+
+def test_predict_with_an_image(model_version, real_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("CARDIORISK_MODELS_DIR", str(model_version[0]))
+    patient = tmp_path / "patient.json"
+    patient.write_text(json.dumps({"age": 58, "sex": "male"}))
+    image = real_data / "cxr_nih_cardiomegaly_small/images/00000001_001.png"
+    result = runner.invoke(
+        cli, ["predict", str(patient), "--image", str(image), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert "imaging" in body["modalities_used"]
+    assert [f["target"] for f in body["findings"]] == ["cardiomegaly"]

@@ -16,6 +16,7 @@ from app.dashboard import (
     ecg_figure,
     error_detail,
     fetch_health,
+    finding_rows,
     horizon_text,
     missing_text,
     parse_result,
@@ -88,6 +89,17 @@ SAMPLE_RESPONSE = {
             ],
             "modality_contributions": {"tabular": -0.01},
         },
+    ],
+    "findings": [
+        {
+            "target": "ecg_hypertrophy",
+            "label": "Ventricular hypertrophy (ECG)",
+            "probability": 0.31,
+            "percent": 31.0,
+            "concept": "left_ventricular_hypertrophy",
+            "concept_snomed": "55827005",
+            "modalities_used": ["tabular", "ecg"],
+        }
     ],
     "warnings": [],
 }
@@ -294,6 +306,24 @@ def test_request_prediction_sends_multipart_and_parses():
     assert json.dumps(patient).encode() in seen["body"]
     assert b'name="ecg_header"; filename="00008_lr.hea"' in seen["body"]
     assert b'name="ecg_signal"; filename="00008_lr.dat"' in seen["body"]
+    assert b'name="image_file"' not in seen["body"]
+    request_prediction(
+        "http://api", patient, None, "en", client, image=("cxr.png", b"\x89PNG")
+    )
+    assert b'name="image_file"; filename="cxr.png"' in seen["body"]
+
+
+def test_finding_rows_name_the_concept_in_both_languages():
+    result = parse_result(SAMPLE_RESPONSE)
+    [row] = finding_rows(result, "en")
+    assert row == {
+        "Finding": "Ventricular hypertrophy (ECG)",
+        "Probability": "31.0 % probability",
+        "SNOMED CT": "55827005",
+        "Read from": "Clinical and laboratory data, ECG",
+    }
+    [row] = finding_rows(result, "vi")
+    assert row["SNOMED CT"] == "55827005" and "Xác suất" in row
 
 
 def test_api_error_detail_is_shown():
