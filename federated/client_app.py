@@ -7,7 +7,9 @@ import hashlib
 import logging
 from pathlib import Path
 
+import numpy as np
 from flwr.app import (
+    Array,
     ArrayRecord,
     ConfigRecord,
     Context,
@@ -60,6 +62,17 @@ def train(msg: Message, context: Context) -> Message:
     inputs = site_inputs(cohort_dir, site, "train")
     stage = str(config.get("stage", "supervised"))
 
+    # A site with no training records this time says so and trains nothing:
+    # zero counts leave every element of the global model to the others.
+    if not len(inputs):
+        logger.warning("site %s holds no training records; nothing trained", site)
+        arrays = msg.content["arrays"]
+        zeros = {
+            name: Array(np.zeros((1,) * arrays[name].numpy().ndim, dtype=np.float32))
+            for name in arrays.keys()
+        }
+        return _reply(msg, arrays, ArrayRecord(zeros), site, 0, 0.0)
+
     # Step 1: the global model, as sent, and what this site's labels cover.
     data, model_config, training = (
         load_data_config(),
@@ -85,17 +98,33 @@ def train(msg: Message, context: Context) -> Message:
         model_config,
         training,
         seed=seed,
+        proximal_mu=float(config.get("proximal-mu", 0.0)),
     )
 
     # Step 3: weights plus how many examples trained each parameter element.
-    metrics = {
-        EXAMPLES_KEY: float(len(inputs)),
-        "train-loss": loss if loss == loss else 0.0,
-    }
+    return _reply(
+        msg,
+        ArrayRecord(model.state_dict()),
+        ArrayRecord(training_counts(model, inputs, stage)),
+        site,
+        len(inputs),
+        loss if loss == loss else 0.0,
+    )
+
+
+def _reply(
+    msg: Message,
+    weights: ArrayRecord,
+    counts: ArrayRecord,
+    site: str,
+    examples: int,
+    loss: float,
+) -> Message:
+    metrics = {EXAMPLES_KEY: float(examples), "train-loss": loss}
     content = RecordDict(
         {
-            WEIGHTS: ArrayRecord(model.state_dict()),
-            COUNTS: ArrayRecord(training_counts(model, inputs, stage)),
+            WEIGHTS: weights,
+            COUNTS: counts,
             "metrics": MetricRecord(metrics),
             "site": ConfigRecord({"name": site}),
         }

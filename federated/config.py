@@ -17,8 +17,10 @@ class FederatedConfig(BaseModel):
     pretraining_rounds: int = Field(0, ge=0)
     alignment_rounds: int = Field(0, ge=0)
     local_epochs: int = Field(gt=0)
-    strategy: Literal["fedavg_by_examples"]
-    client_cpus: float = Field(gt=0)
+    strategy: Literal["fedavg", "fedprox", "fedadam"] = "fedavg"
+    proximal_mu: float = Field(0.01, ge=0)
+    server_learning_rate: float = Field(0.01, gt=0)
+    client_cpus: float = Field(1.0, gt=0)
 
 
 def load_federated_config(config_dir: Path | None = None) -> FederatedConfig:

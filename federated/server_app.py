@@ -8,7 +8,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from federated.config import FederatedConfig
-from federated.strategy import FedAvgByExamples
+from federated.strategy import make_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +50,13 @@ def make_server_app(
         arrays = initial
         result["train_metrics"] = {}
         for stage, rounds in stage_rounds(federated, stages):
-            strategy = FedAvgByExamples(
-                num_rounds=rounds,
-                stage=stage,
-                fraction_train=1.0,
-                min_train_nodes=len(sites),
-                min_available_nodes=len(sites),
+            strategy = make_strategy(
+                federated.strategy,
+                stage,
+                rounds,
+                len(sites),
+                proximal_mu=federated.proximal_mu,
+                server_learning_rate=federated.server_learning_rate,
             )
             outcome = strategy.start(
                 grid=grid,

@@ -1,4 +1,16 @@
-"""FedAvg where each parameter element is weighted by the examples that trained it."""
+"""Strategies that weigh each parameter element by the examples that trained it.
+
+Three strategies share that aggregation (`CountWeighted`), chosen by name in
+``configs/federated.yaml``:
+
+- ``fedavg``: the count-weighted average is the new global model.
+- ``fedprox`` (Li et al., MLSys 2020): the same, and each client adds the
+  proximal term ``mu / 2 * ||w - w_global||^2`` to its local loss (Flower's
+  `FedProx` sends ``proximal-mu`` to the clients).
+- ``fedadam`` (Reddi et al., ICLR 2021): the count-weighted average minus the
+  global model is a pseudo-gradient, and Flower's `FedAdam` takes an Adam step
+  along it with the server learning rate.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +20,7 @@ from collections.abc import Iterable
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
-from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +29,7 @@ WEIGHTS = "arrays"
 COUNTS = "counts"
 
 
-class FedAvgByExamples(FedAvg):
+class CountWeighted(FedAvg):
     """FedAvg whose weights differ per parameter element.
 
     Sites hold different modalities, labels and features. Plain FedAvg would
@@ -28,15 +40,14 @@ class FedAvgByExamples(FedAvg):
     over the sites that trained it, weighted by those counts, and an element no
     site trained this round keeps its current value. Replies holding NaN or
     infinite values are left out and the round goes on with the rest.
+
+    `make_strategy` builds one and sets ``stage`` and ``num_rounds`` (for the
+    one log line per round).
     """
 
-    def __init__(
-        self, num_rounds: int, stage: str = "supervised", **kwargs: object
-    ) -> None:
-        super().__init__(fraction_evaluate=0.0, **kwargs)  # type: ignore[arg-type]
-        self.current: ArrayRecord | None = None
-        self.num_rounds = num_rounds
-        self.stage = stage
+    current: ArrayRecord | None = None
+    stage = "supervised"
+    num_rounds = 0
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -48,39 +59,135 @@ class FedAvgByExamples(FedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """Average each parameter element over the sites that trained it."""
+        """Average each parameter element over the sites that trained it.
+
+        Replies that carry an error (a client that failed or dropped out) or
+        that cannot be aggregated (`_problem`) are left out; the round goes on
+        with the rest, and its one log line names both.
+        """
         replies = list(replies)
-        valid, _ = self._check_and_log_replies(replies, is_train=True, validate=False)
-        usable = []
-        for message in valid:
+        usable, left_out = [], []
+        for message in replies:
+            if message.has_error():
+                reason = message.error.reason.strip().splitlines()
+                left_out.append(
+                    f"node {message.metadata.src_node_id} "
+                    f"(failed: {(reason[-1] if reason else 'no reason')[:80]})"
+                )
+                continue
             problem = _problem(message.content, self.current)
             if problem:
-                logger.warning(
-                    "round %d: reply from %s left out: %s",
-                    server_round,
-                    _site(message),
-                    problem,
-                )
+                left_out.append(f"{_site(message)} ({problem})")
             else:
                 usable.append(message)
+        head = f"{self.stage} round {server_round}/{self.num_rounds}"
+        dropped = f"; left out: {', '.join(left_out)}" if left_out else ""
         if not usable or self.current is None:
-            logger.warning("round %d: no usable reply; model unchanged", server_round)
+            logger.warning(
+                "%s: no usable reply from %d site(s)%s; model unchanged",
+                head,
+                len(replies),
+                dropped,
+            )
             return None, None
         contents = [message.content for message in usable]
         arrays = aggregate_by_counts(contents, self.current)
         metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
         loss = metrics.get("train-loss", float("nan")) if metrics else float("nan")
         logger.info(
-            "%s round %d/%d: %d/%d sites answered (%s), train loss %.4f",
-            self.stage,
-            server_round,
-            self.num_rounds,
+            "%s: %d/%d sites used (%s)%s, train loss %.4f",
+            head,
             len(usable),
             len(replies),
             ", ".join(sorted(_site(message) for message in usable)),
+            dropped,
             loss,
         )
         return arrays, metrics
+
+
+class FedAvgByExamples(CountWeighted):
+    """``fedavg``: the count-weighted average is the new global model."""
+
+
+class FedProxByExamples(FedProx, CountWeighted):
+    """``fedprox``: count-weighted average; clients add the proximal term."""
+
+
+class FedAdamByExamples(FedAdam, CountWeighted):
+    """``fedadam``: an Adam step along the count-weighted pseudo-gradient."""
+
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """The Adam step; a step that is not finite leaves the model as it was."""
+        arrays, metrics = super().aggregate_train(server_round, replies)
+        if arrays is not None and not all(
+            np.isfinite(arrays[name].numpy()).all() for name in arrays.keys()
+        ):
+            logger.warning(
+                "%s round %d/%d: the Adam step is not finite; model unchanged",
+                self.stage,
+                server_round,
+                self.num_rounds,
+            )
+            return None, metrics
+        return arrays, metrics
+
+
+STRATEGIES = {
+    "fedavg": FedAvgByExamples,
+    "fedprox": FedProxByExamples,
+    "fedadam": FedAdamByExamples,
+}
+
+
+def make_strategy(
+    name: str,
+    stage: str,
+    num_rounds: int,
+    n_sites: int,
+    proximal_mu: float = 0.0,
+    server_learning_rate: float = 0.01,
+) -> CountWeighted:
+    """The strategy ``name`` for one stage's rounds over ``n_sites`` sites.
+
+    Parameters
+    ----------
+    name : str
+        One of `STRATEGIES`.
+    stage : str
+        The training stage these rounds run (named in the round log).
+    num_rounds : int
+        Rounds of the stage.
+    n_sites : int
+        Sites expected; every one is asked each round. A round goes on with
+        those that answer usably (at least one).
+    proximal_mu : float
+        ``fedprox`` only: weight of the proximal term.
+    server_learning_rate : float
+        ``fedadam`` only: the server's Adam step size (``eta``).
+    """
+    if name not in STRATEGIES:
+        raise ValueError(
+            f"strategy '{name}' unknown; expected one of {list(STRATEGIES)}"
+        )
+    common = {
+        "fraction_train": 1.0,
+        "fraction_evaluate": 0.0,
+        "min_train_nodes": n_sites,
+        "min_available_nodes": n_sites,
+    }
+    if name == "fedprox":
+        strategy: CountWeighted = FedProxByExamples(**common, proximal_mu=proximal_mu)
+    elif name == "fedadam":
+        strategy = FedAdamByExamples(
+            **common, eta=server_learning_rate, beta_1=0.9, beta_2=0.99, tau=1e-3
+        )
+    else:
+        strategy = FedAvgByExamples(**common)
+    strategy.stage, strategy.num_rounds = stage, num_rounds
+    return strategy
 
 
 def aggregate_by_counts(

@@ -20,7 +20,35 @@ from ingest.schema import TARGETS
 from modalities.batch import ModelInputs
 
 
-class SelfSupervisedModule(L.LightningModule):
+class Proximal:
+    """FedProx's proximal term for a module that trains ``self.model``.
+
+    `anchor_to` snapshots the weights as received (the global model); from then
+    on `proximal` is ``mu / 2 * ||w - w_anchor||^2`` over the trained weights,
+    added to the local loss so a site's update stays near the global model.
+    """
+
+    proximal_mu: float = 0.0
+    anchor: list[torch.Tensor] | None = None
+
+    def anchor_to(self, mu: float) -> None:
+        """Hold the current weights as the anchor of a term of weight ``mu``."""
+        self.proximal_mu = mu
+        self.anchor = [p.detach().clone() for p in self.model.parameters()]
+
+    def proximal(self) -> torch.Tensor | float:
+        """The proximal term (0 without an anchor)."""
+        if self.anchor is None or self.proximal_mu == 0.0:
+            return 0.0
+        total = sum(
+            ((p - a) ** 2).sum()
+            for p, a in zip(self.model.parameters(), self.anchor, strict=True)
+            if p.requires_grad
+        )
+        return 0.5 * self.proximal_mu * total
+
+
+class SelfSupervisedModule(Proximal, L.LightningModule):
     """Shared by stages 1 and 2: losses without labels over part of the network.
 
     A subclass names the losses a batch teaches (`losses`), how they combine
@@ -49,7 +77,7 @@ class SelfSupervisedModule(L.LightningModule):
         stacked = torch.stack(list(losses.values()))
         loss = stacked.sum() if self.combine == "sum" else stacked.mean()
         self.log("train_loss", loss, batch_size=len(batch), prog_bar=False)
-        return loss
+        return loss + self.proximal()
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """AdamW over the encoders and this stage's heads only."""
@@ -64,7 +92,7 @@ class SelfSupervisedModule(L.LightningModule):
         )
 
 
-class RiskModule(L.LightningModule):
+class RiskModule(Proximal, L.LightningModule):
     """Stage 3: the masked multi-task loss over heads and findings, modality dropout.
 
     Parameters
@@ -98,7 +126,7 @@ class RiskModule(L.LightningModule):
             logits, batch.labels, batch.label_mask, self.target_weights
         )
         self.log("train_loss", loss, batch_size=len(batch), prog_bar=False)
-        return loss
+        return loss + self.proximal()
 
     def validation_step(self, batch: ModelInputs, batch_idx: int) -> torch.Tensor:
         """Validation loss with every present modality visible."""

@@ -62,8 +62,12 @@ def run_stage(
     training: TrainingConfig,
     seed: int | None = None,
     progress: bool = False,
+    proximal_mu: float = 0.0,
 ) -> float:
     """Train ``model`` in one stage for ``epochs`` passes over ``train``.
+
+    With ``proximal_mu`` > 0 (FedProx), the local loss adds
+    ``mu / 2 * ||w - w_start||^2``, ``w_start`` being the weights on entry.
 
     Returns
     -------
@@ -74,6 +78,8 @@ def run_stage(
     if stage == "supervised":
         set_coverage(model, train)
     module = stage_module(stage, model, data, model_config, training)
+    if proximal_mu > 0:
+        module.anchor_to(proximal_mu)
     return fit(
         module,
         train,

@@ -31,7 +31,7 @@ def test_federated_training_then_prediction(
             pretraining_rounds=1,
             alignment_rounds=1,
             local_epochs=1,
-            strategy="fedavg_by_examples",
+            strategy="fedavg",
             client_cpus=1,
         ),
         small_cohort,

@@ -62,7 +62,7 @@ def test_training_and_calibration_never_touch_the_test_split(
         pretraining_rounds=1,
         alignment_rounds=1,
         local_epochs=1,
-        strategy="fedavg_by_examples",
+        strategy="fedavg",
         client_cpus=1,
     )
     model = centralised_model(
