@@ -226,6 +226,8 @@ def _run_training(
     centralised: bool,
     verbose: bool,
     full: bool,
+    strategy: str | None = None,
+    dp: bool = False,
 ) -> str:
     """Shared by ``train`` and ``evaluate``: configure, train, register."""
     from app.pipeline import train_and_evaluate
@@ -245,8 +247,13 @@ def _run_training(
     try:
         data = load_data_config()
         federated = load_federated_config()
-        if rounds is not None:
-            federated = federated.model_copy(update={"num_rounds": rounds})
+        overrides = {"num_rounds": rounds, "strategy": strategy}
+        if dp:
+            overrides["privacy"] = federated.privacy.model_dump() | {"enabled": True}
+        federated = type(federated).model_validate(
+            federated.model_dump()
+            | {k: v for k, v in overrides.items() if v is not None}
+        )
         training = load_training_config()
         if skip:
             training = training.without(*[s.strip() for s in skip.split(",") if s])
@@ -282,6 +289,10 @@ SkipOption = Annotated[
     typer.Option(help="Stages to skip: pretraining, alignment (comma-separated)."),
 ]
 VerboseOption = Annotated[bool, typer.Option(help="Show Flower's own logs.")]
+StrategyOption = Annotated[
+    str | None,
+    typer.Option(help="fedavg, fedprox or fedadam (default: configs/federated.yaml)."),
+]
 
 
 @cli.command()
@@ -289,6 +300,15 @@ def train(
     rounds: RoundsOption = None,
     sites: SitesOption = None,
     skip: SkipOption = None,
+    strategy: StrategyOption = None,
+    dp: Annotated[
+        bool,
+        typer.Option(
+            "--dp",
+            help="Differential privacy: each site clips and noises its update "
+            "(settings in configs/federated.yaml); the spent budget is printed.",
+        ),
+    ] = False,
     centralised: Annotated[
         bool, typer.Option(help="Also train the pooled model for comparison.")
     ] = True,
@@ -298,7 +318,9 @@ def train(
     from app.settings import load_settings
     from fusion.versions import load_version
 
-    version = _run_training(rounds, sites, skip, centralised, verbose, full=False)
+    version = _run_training(
+        rounds, sites, skip, centralised, verbose, False, strategy, dp
+    )
     _, _, _, metadata = load_version(load_settings().models_path(), version)
     table = Table(title=f"model version {version}: held-out AUROC")
     for column in ("head", "n test", "model [95% CI]", "best tool", "centralised"):
@@ -313,6 +335,14 @@ def train(
             f"{m['centralised_auroc']:.3f}" if "centralised_auroc" in m else "-",
         )
     console.print(table)
+    if metadata.get("privacy"):
+        spent = metadata["privacy"]
+        console.print(
+            f"differential privacy: epsilon {spent['epsilon']:.2f} at delta "
+            f"{spent['delta']:g} per site over {spent['rounds']} rounds "
+            f"(noise multiplier {spent['noise_multiplier']:g}, clipping norm "
+            f"{spent['clipping_norm']:g})"
+        )
     console.print(
         f"model version [bold]{version}[/] registered and current "
         "(`cardiorisk evaluate` writes the full report)"

@@ -98,7 +98,8 @@ def federated_model(
     -------
     model : FusedRiskModel
     history : dict
-        Per stage and round, the aggregated client metrics.
+        ``train_metrics`` (per stage and round, the aggregated client metrics)
+        and ``privacy`` (the spent budget of a run with differential privacy).
     calibration : dict
         Per target, the fitted map and the validation Brier scores.
     """
@@ -108,7 +109,7 @@ def federated_model(
         model, sites, cohort_dir, federated, stages=enabled_stages(training)
     )
     summary = calibrate(model, splits.validation, training.calibration, TARGETS)
-    return model, history["train_metrics"], summary
+    return model, history, summary
 
 
 def centralised_model(
@@ -268,7 +269,8 @@ def train_and_evaluate(
         "sites": sites,
         "coverage": coverage,
         "calibration": calibration,
-        "train_metrics": history,
+        "train_metrics": history["train_metrics"],
+        "privacy": history.get("privacy"),
         "evaluation": {head: _summary(m) for head, m in results["heads"].items()},
     }
     version = save_version(model, data, model_config, models_dir, metadata)

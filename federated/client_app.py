@@ -19,6 +19,7 @@ from flwr.app import (
 )
 from flwr.clientapp import ClientApp
 
+from federated.privacy import privatise_update
 from federated.strategy import COUNTS, EXAMPLES_KEY, WEIGHTS
 from fusion.config import load_model_config, load_training_config
 from fusion.model import FusedRiskModel, set_coverage, training_counts
@@ -101,10 +102,22 @@ def train(msg: Message, context: Context) -> Message:
         proximal_mu=float(config.get("proximal-mu", 0.0)),
     )
 
-    # Step 3: weights plus how many examples trained each parameter element.
+    # Step 3: weights plus how many examples trained each parameter element;
+    # with differential privacy, the update is clipped and noised here first.
+    weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    if "dp-clipping-norm" in config:
+        received = msg.content["arrays"].to_numpy_ndarrays()
+        weights, norm = privatise_update(
+            dict(zip(msg.content["arrays"].keys(), received, strict=True)),
+            weights,
+            [name for name, _ in model.named_parameters()],
+            float(config["dp-clipping-norm"]),
+            float(config["dp-noise-multiplier"]),
+        )
+        logger.info("site %s: update norm %.3f before clipping", site, norm)
     return _reply(
         msg,
-        ArrayRecord(model.state_dict()),
+        ArrayRecord({k: Array(np.ascontiguousarray(v)) for k, v in weights.items()}),
         ArrayRecord(training_counts(model, inputs, stage)),
         site,
         len(inputs),

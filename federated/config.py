@@ -10,6 +10,15 @@ from pydantic import BaseModel, Field
 from ingest.config import load_yaml
 
 
+class PrivacyConfig(BaseModel):
+    """Differential privacy of each site's update (see `federated.privacy`)."""
+
+    enabled: bool = False
+    clipping_norm: float = Field(1.0, gt=0)
+    noise_multiplier: float = Field(1.0, gt=0)
+    delta: float = Field(1e-5, gt=0, lt=1)
+
+
 class FederatedConfig(BaseModel):
     """``configs/federated.yaml``."""
 
@@ -21,6 +30,7 @@ class FederatedConfig(BaseModel):
     proximal_mu: float = Field(0.01, ge=0)
     server_learning_rate: float = Field(0.01, gt=0)
     client_cpus: float = Field(1.0, gt=0)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
 
 def load_federated_config(config_dir: Path | None = None) -> FederatedConfig:

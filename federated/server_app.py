@@ -8,6 +8,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
 from federated.config import FederatedConfig
+from federated.privacy import spent_budget
 from federated.strategy import make_strategy
 
 logger = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ def make_server_app(
                         "local-epochs": federated.local_epochs,
                         "sites": ",".join(sites),
                         "cohort-dir": cohort_dir,
+                        **privacy_config(federated),
                     }
                 ),
             )
@@ -77,8 +79,43 @@ def make_server_app(
                 for round_, metrics in outcome.train_metrics_clientapp.items()
             }
         result["arrays"] = arrays
+        if federated.privacy.enabled:
+            released = sum(rounds for _, rounds in stage_rounds(federated, stages))
+            result["privacy"] = {
+                "epsilon": spent_budget(
+                    federated.privacy.noise_multiplier,
+                    released,
+                    federated.privacy.delta,
+                ),
+                "delta": federated.privacy.delta,
+                "rounds": released,
+                "clipping_norm": federated.privacy.clipping_norm,
+                "noise_multiplier": federated.privacy.noise_multiplier,
+                "unit": "one site's update per round",
+                "accountant": "Renyi DP (dp_accounting), no subsampling",
+            }
+            logger.info(
+                "differential privacy: (epsilon %.2f, delta %g) spent per site over "
+                "%d rounds (noise multiplier %.2f, clipping norm %.2f)",
+                result["privacy"]["epsilon"],
+                federated.privacy.delta,
+                released,
+                federated.privacy.noise_multiplier,
+                federated.privacy.clipping_norm,
+            )
 
     return app
+
+
+def privacy_config(federated: FederatedConfig) -> dict[str, float]:
+    """The clipping norm and noise multiplier clients apply (empty without DP)."""
+    privacy = federated.privacy
+    if not privacy.enabled:
+        return {}
+    return {
+        "dp-clipping-norm": privacy.clipping_norm,
+        "dp-noise-multiplier": privacy.noise_multiplier,
+    }
 
 
 def stage_rounds(

@@ -46,7 +46,8 @@ def train_federated(
     Returns
     -------
     dict
-        ``train_metrics`` per stage and round.
+        ``train_metrics`` per stage and round; ``privacy``, the spent
+        ``(epsilon, delta)`` budget and its settings (None without DP).
     """
     if not sites:
         raise CardioriskError("federated training needs at least one site")
@@ -79,4 +80,7 @@ def train_federated(
             "round (run `cardiorisk train --verbose` to see each client's error)"
         )
     model.load_state_dict(result["arrays"].to_torch_state_dict())
-    return {"train_metrics": result.get("train_metrics", {})}
+    return {
+        "train_metrics": result.get("train_metrics", {}),
+        "privacy": result.get("privacy"),
+    }
