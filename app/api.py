@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -247,10 +247,11 @@ class ImageUpload:
 
     name: str
     content: bytes
+    notes: list[str] = field(default_factory=list)
 
     def read(self) -> Image:
-        """Read and de-identify the image."""
-        return read_image_bytes(self.name, self.content)
+        """Read and de-identify the image; what the reader notes goes to ``notes``."""
+        return read_image_bytes(self.name, self.content, self.notes)
 
 
 def _answer(
@@ -278,7 +279,13 @@ def _answer(
         "request",
         "patient",
         lambda: service.record(
-            payload, ecg, "request", ecg_source, image=image, image_source=image_source
+            payload,
+            ecg,
+            "request",
+            ecg_source,
+            image=image,
+            image_source=image_source,
+            image_notes=image_upload.notes if image_upload is not None else None,
         ),
     )
     result = service.predict(read.record, explain, read.warnings, language, ecg)

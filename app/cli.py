@@ -25,6 +25,7 @@ from ingest.config import PROJECT_ROOT, data_dir, load_data_config
 from ingest.errors import CardioriskError
 
 if TYPE_CHECKING:
+    from federated.config import FederatedConfig
     from ingest.schema import ECG, Image
 
 cli = typer.Typer(
@@ -250,10 +251,7 @@ def _run_training(
         overrides = {"num_rounds": rounds, "strategy": strategy}
         if dp:
             overrides["privacy"] = federated.privacy.model_dump() | {"enabled": True}
-        federated = type(federated).model_validate(
-            federated.model_dump()
-            | {k: v for k, v in overrides.items() if v is not None}
-        )
+        federated = _overridden(federated, overrides)
         training = load_training_config()
         if skip:
             training = training.without(*[s.strip() for s in skip.split(",") if s])
@@ -276,6 +274,28 @@ def _run_training(
     except (CardioriskError, ValueError) as error:
         _fail(error)
         raise AssertionError("unreachable") from error
+
+
+OPTION_OF = {"num_rounds": "--rounds", "strategy": "--strategy"}
+
+
+def _overridden(federated: FederatedConfig, overrides: dict) -> FederatedConfig:
+    """The config with the command line's values; a bad one names its option."""
+    from pydantic import ValidationError
+
+    try:
+        return type(federated).model_validate(
+            federated.model_dump()
+            | {k: v for k, v in overrides.items() if v is not None}
+        )
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "?"
+        where = OPTION_OF.get(name, f"configs/federated.yaml field '{name}'")
+        expected = first["msg"].lower().removeprefix("input should be ")
+        raise CardioriskError(
+            f"{where}: expected {expected}, found {first.get('input')!r}"
+        ) from None
 
 
 RoundsOption = Annotated[
@@ -434,7 +454,8 @@ def predict(
             raise CardioriskError("--json and --fhir: choose one answer format")
         service = PredictionService(load_settings().models_path(), version)
         signal = _read_ecg_option(ecg, ecg_fs) if ecg is not None else None
-        picture = _read_image_option(image) if image is not None else None
+        image_notes: list[str] = []
+        picture = _read_image_option(image, image_notes) if image else None
         read = service.record(
             payload,
             signal,
@@ -442,6 +463,7 @@ def predict(
             ecg.name if ecg is not None else "ecg",
             image=picture,
             image_source=image.name if image is not None else "image",
+            image_notes=image_notes,
         )
         if language not in ("en", "vi"):
             raise CardioriskError(f"--language: expected en or vi, found {language!r}")
@@ -482,12 +504,16 @@ def _read_ecg_option(path: Path, fs: float | None) -> ECG:
         ) from error
 
 
-def _read_image_option(path: Path) -> Image:
+def _read_image_option(path: Path, notes: list[str]) -> Image:
     """Read ``--image``; an error a library lets through is one line."""
     from ingest.imaging import read_image
 
+    if path.is_dir():
+        raise CardioriskError(
+            f"{path}: --image: expected an image file, found a folder"
+        )
     try:
-        return read_image(path)
+        return read_image(path, notes)
     except CardioriskError:
         raise
     except Exception as error:  # noqa: BLE001 - a library error is bad input here

@@ -74,6 +74,7 @@ class PredictionService:
         ecg_source: str = "ecg",
         image: Image | None = None,
         image_source: str = "image",
+        image_notes: list[str] | None = None,
     ) -> PatientInput:
         """Validate a patient (ECG, image) into a record, plus warnings and basis.
 
@@ -86,6 +87,9 @@ class PredictionService:
             The ECG as read (any leads, ``fs`` and length; conformed here).
         image : Image, optional
             A medical image as read (any size; conformed here).
+        image_notes : list of str, optional
+            What the image reader noted (frames dropped, colour converted,
+            burned-in annotation); each becomes a warning.
         source, ecg_source, image_source : str
             Names of the patient input, the ECG and the image file, for
             error messages and the basis.
@@ -111,7 +115,8 @@ class PredictionService:
                 patient, self.registry, source, conformed, self.data.timeline_features
             )
         if image is not None:
-            record.images = [conform_image(image, self.data.imaging, image_source)]
+            used = self._image(image, image_source, image_notes or [], warnings)
+            record.images = [used] if used is not None else []
         kept = self.data.max_timeline_steps
         if len(record.timeline) > kept:
             warnings.append(
@@ -135,6 +140,35 @@ class PredictionService:
         if image is not None:
             basis.append({"display": f"image {image_source}"})
         return PatientInput(record, warnings, basis, subject)
+
+    def _image(
+        self, image: Image, source: str, notes: list[str], warnings: list[str]
+    ) -> Image | None:
+        """The conformed image, or None (with a warning) when the model cannot use it.
+
+        Raises
+        ------
+        InputError
+            When the image is smaller than the model accepts.
+        """
+        spec = self.data.imaging
+        warnings.extend(f"image {source}: {note}" for note in notes)
+        rows, columns = image.pixels.shape[:2]
+        if min(rows, columns) < spec.min_side:
+            raise InputError(
+                source,
+                "pixels",
+                f"at least {spec.min_side} pixels a side",
+                f"{rows} x {columns}",
+            )
+        if image.modality not in spec.modalities:
+            warnings.append(
+                f"image {source}: modality {image.modality}; the imaging encoder "
+                f"learned from {', '.join(spec.modalities)} images only, so this "
+                "image is not used"
+            )
+            return None
+        return conform_image(image, spec, source)
 
     def _conform(self, ecg: ECG, ecg_source: str, warnings: list[str]) -> ECG:
         conformed = conform_ecg(ecg, self.data.ecg, ecg_source)

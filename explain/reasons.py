@@ -91,6 +91,9 @@ def reasons(
                 "attribution": float(attribution.image.sum()),
             }
         )
+    # An input with no influence at all (e.g. a modality this head never
+    # learned from) is not a reason.
+    items = [item for item in items if item["attribution"] != 0.0]
     items.sort(key=lambda item: abs(item["attribution"]), reverse=True)
     for item in items:
         item["direction"] = "raises" if item["attribution"] >= 0 else "lowers"

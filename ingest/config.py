@@ -160,9 +160,16 @@ class ECGSpec(BaseModel):
 
 
 class ImagingSpec(BaseModel):
-    """The image the model reads: one grey channel, ``size`` x ``size`` pixels."""
+    """The image the model reads: one grey channel, ``size`` x ``size`` pixels.
+
+    ``modalities`` are the DICOM Modality values (PNG for a PNG file) the
+    encoder learned from; ``min_side`` the fewest pixels an image's shorter
+    side may have.
+    """
 
     size: int = Field(ge=16, le=1024)
+    modalities: list[str] = Field(default_factory=lambda: ["CR", "DX", "PNG"])
+    min_side: int = Field(64, ge=1)
 
 
 class SplitFractions(BaseModel):

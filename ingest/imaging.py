@@ -595,6 +595,8 @@ def conform_image(image: Image, spec: ImagingSpec, source: str = "image") -> Ima
     if pixels.ndim != 2 or not finite.any():
         raise InputError(source, "pixels", "a 2-D image with finite values", "none")
     low, high = np.percentile(pixels[finite], WINDOW_PERCENTILES)
+    if not high > low:  # a small bright object on a flat field: the full range
+        low, high = float(pixels[finite].min()), float(pixels[finite].max())
     if not high > low:
         raise InputError(source, "pixels", "more than one intensity", f"{low:g} only")
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ingest.clinical_scores import SCORES
 from ingest.config import FeatureSpec
 from ingest.errors import InputError
 from ingest.schema import ECG, PatientRecord, TimelineStep
@@ -20,7 +21,7 @@ class TimelineInput(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     years_before: float = Field(
-        ge=0, le=MAX_YEARS_BEFORE, description="Years before the current record."
+        gt=0, le=MAX_YEARS_BEFORE, description="Years before the current record."
     )
     values: dict[str, float] = Field(min_length=1)
 
@@ -98,6 +99,18 @@ def parse_patient(
             f"timeline[{number}].values",
             timeline_features,
         )
+        _check_visit_age(step.years_before, step.values, features, source, number)
+    seen: dict[float, int] = {}
+    for number, step in enumerate(patient.timeline):
+        if step.years_before in seen:
+            raise InputError(
+                source,
+                f"timeline[{number}].years_before",
+                f"one visit per time (timeline[{seen[step.years_before]}] is also "
+                f"{step.years_before:g} years before)",
+                f"{step.years_before:g}",
+            )
+        seen[step.years_before] = number
     timeline = sorted(
         (
             TimelineStep(step.years_before, dict(step.values))
@@ -116,6 +129,37 @@ def parse_patient(
     )
 
 
+AGE_TOLERANCE_YEARS = 1.0  # ages are whole years; dates are rounded
+
+
+def _check_visit_age(
+    years_before: float,
+    values: dict[str, float],
+    features: dict[str, float],
+    source: str,
+    number: int,
+) -> None:
+    """Refuse a visit whose age or time cannot be this patient's."""
+    age = features.get("age")
+    if age is not None and years_before > age + AGE_TOLERANCE_YEARS:
+        raise InputError(
+            source,
+            f"timeline[{number}].years_before",
+            f"at most the patient's age ({age:g})",
+            f"{years_before:g}",
+        )
+    visit_age = values.get("age")
+    if age is not None and visit_age is not None:
+        expected = age - years_before
+        if abs(visit_age - expected) > AGE_TOLERANCE_YEARS:
+            raise InputError(
+                source,
+                f"timeline[{number}].values.age",
+                f"about {expected:g} (age {age:g} minus {years_before:g} years)",
+                f"{visit_age:g}",
+            )
+
+
 def _male(sex: str | None) -> float | None:
     return None if sex is None else float(sex == "male")
 
@@ -129,6 +173,14 @@ def _check(
 ) -> None:
     for name, value in values.items():
         field = f"{where}.{name}"
+        if name in SCORES:
+            raise InputError(
+                source,
+                field,
+                "measured values only (guideline scores are computed from the "
+                "record's own fields)",
+                "a score",
+            )
         if name not in registry or (allowed is not None and name not in allowed):
             names = "a feature name of configs/data.yaml"
             if allowed is not None:

@@ -117,3 +117,53 @@ def test_an_image_that_is_not_one_names_the_upload(client):
     )
     assert response.status_code == 422
     assert "scan.png" in response.json()["detail"]
+
+
+def test_an_image_the_encoder_never_learned_from_is_read_but_not_used(
+    client, real_data
+):
+    mr = real_data / "imaging_cxr_dicom/pydicom_test_files/MR_small.dcm"
+    response = client.post(
+        "/v1/predictions?explain=false",
+        data={"patient": json.dumps({"age": 58, "sex": "male"})},
+        files={"image_file": (mr.name, mr.read_bytes(), "application/dicom")},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "imaging" not in body["modalities_used"] and not body["findings"]
+    assert any("modality MR" in w and "not used" in w for w in body["warnings"])
+
+
+def test_image_reader_notes_become_warnings_and_a_tiny_image_is_refused(client):
+    import io
+
+    import numpy as np
+    from PIL import Image as PILImage
+
+    rgba = np.zeros((96, 96, 4), dtype=np.uint8)
+    rgba[20:70, 20:70] = (200, 180, 160, 255)
+    buffer = io.BytesIO()
+    PILImage.fromarray(rgba, "RGBA").save(buffer, format="PNG")
+    response = client.post(
+        "/v1/predictions?explain=false",
+        data={"patient": json.dumps({"age": 58})},
+        files={"image_file": ("rgba.png", buffer.getvalue(), "image/png")},
+    )
+    assert response.status_code == 200, response.text
+    assert any(
+        w.startswith("image rgba.png: alpha") for w in response.json()["warnings"]
+    )
+    buffer = io.BytesIO()
+    PILImage.fromarray(np.arange(2, dtype=np.uint8).reshape(1, 2)).save(
+        buffer, format="PNG"
+    )
+    response = client.post(
+        "/v1/predictions",
+        data={"patient": json.dumps({"age": 58})},
+        files={"image_file": ("dot.png", buffer.getvalue(), "image/png")},
+    )
+    assert response.status_code == 422
+    assert (
+        "field 'pixels': expected at least 64 pixels a side"
+        in response.json()["detail"]
+    )

@@ -82,3 +82,11 @@ def test_predict_with_an_image(model_version, real_data, tmp_path, monkeypatch):
     body = json.loads(result.output)
     assert "imaging" in body["modalities_used"]
     assert [f["target"] for f in body["findings"]] == ["cardiomegaly"]
+
+
+def test_a_bad_override_names_its_option():
+    result = runner.invoke(cli, ["train", "--rounds", "0"])
+    assert result.exit_code == 2
+    assert "--rounds: expected greater than 0, found 0" in result.output
+    result = runner.invoke(cli, ["train", "--strategy", "fedsgd"])
+    assert result.exit_code == 2 and "'fedavg', 'fedprox' or 'fedadam'" in result.output

@@ -37,3 +37,38 @@ def test_patient_json_errors_name_the_field(data_config):
     with pytest.raises(InputError) as raised:
         parse_patient({"sex": "m"}, data_config.features)
     assert raised.value.field == "sex"
+
+
+@pytest.mark.parametrize(
+    ("patient", "field", "expected"),
+    [
+        ({"age": 61, "features": {"score_fsrp": 9}}, "features.score_fsrp", "computed"),
+        (
+            {"age": 61, "timeline": [{"years_before": 70, "values": {"age": 30}}]},
+            "timeline[0].years_before",
+            "at most the patient's age",
+        ),
+        (
+            {"age": 30, "timeline": [{"years_before": 5, "values": {"age": 70}}]},
+            "timeline[0].values.age",
+            "about 25",
+        ),
+        (
+            {
+                "age": 60,
+                "timeline": [
+                    {"years_before": 2, "values": {"systolic_bp": 140}},
+                    {"years_before": 2, "values": {"systolic_bp": 150}},
+                ],
+            },
+            "timeline[1].years_before",
+            "one visit per time",
+        ),
+    ],
+)
+def test_a_patient_that_cannot_be_is_refused_by_field(
+    patient, field, expected, data_config
+):
+    with pytest.raises(InputError) as raised:
+        parse_patient(patient, data_config.registry)
+    assert raised.value.field == field and expected in str(raised.value)

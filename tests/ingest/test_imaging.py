@@ -389,3 +389,14 @@ def test_nih_cxr_records_hold_one_conformed_image_and_a_label(real_data, data_co
     assert first.images[0].view == "PA"
     assert 0.0 <= first.images[0].pixels.min() < first.images[0].pixels.max() <= 1.0
     assert 10 < sum(r.labels["cardiomegaly"] for r in records) < 90
+
+
+def test_a_small_bright_object_on_a_black_field_is_kept():
+    from ingest.config import ImagingSpec
+    from ingest.imaging import conform_image
+    from ingest.schema import Image
+
+    pixels = np.zeros((256, 256), dtype=np.float32)
+    pixels[100:120, 100:120] = 255.0  # 0.6 % of the image: above the 99th percentile
+    out = conform_image(Image(pixels=pixels, modality="PNG"), ImagingSpec(size=64))
+    assert out.pixels.max() == pytest.approx(1.0) and out.pixels.min() == 0.0
