@@ -12,7 +12,7 @@ from fhir.resources.R4B.riskassessment import RiskAssessment
 from pydantic import BaseModel
 
 from app.i18n import ecg_measurement_text
-from app.schemas import HeadRisk, PredictionResult
+from app.schemas import Finding, HeadRisk, PredictionResult
 from ingest.config import load_yaml
 
 SNOMED = "http://snomed.info/sct"
@@ -74,6 +74,7 @@ def risk_assessment(
     """
     config = config or load_fhir_config()
     predictions = [_prediction(head, config) for head in result.risks]
+    predictions += [_finding(finding) for finding in result.findings]
     resource = {
         "resourceType": "RiskAssessment",
         "id": result.prediction_id,
@@ -101,6 +102,24 @@ def risk_assessment(
     resource["note"] = [{"text": text} for text in notes]
     validated = RiskAssessment.model_validate(resource)
     return validated.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+def _finding(finding: Finding) -> dict:
+    """A finding (what the ECG or image shows now) as a prediction of its concept."""
+    coding = {
+        "system": SNOMED,
+        "code": finding.concept_snomed,
+        "display": finding.label,
+    }
+    return {
+        "outcome": {
+            "coding": [coding] if finding.concept_snomed else [],
+            "text": finding.label,
+        },
+        "probabilityDecimal": round(finding.probability, 4),
+        "rationale": "A finding present now (not a risk), estimated from "
+        f"{', '.join(finding.modalities_used)}.",
+    }
 
 
 def _prediction(head: HeadRisk, config: FhirOutConfig) -> dict:

@@ -131,8 +131,11 @@ def test_bundle_in_risk_assessment_out(client: TestClient, dicom_ecg: Path) -> N
         == client.get("/health").json()["model_version"]
     )
     outcomes = [p["outcome"]["coding"][0]["code"] for p in body["prediction"]]
-    assert outcomes == ["57054005", "230690007", "116223007", "53741008"]
-    for prediction in body["prediction"]:
+    # The four heads, then the ECG findings by their SNOMED CT concepts.
+    assert outcomes[:4] == ["57054005", "230690007", "116223007", "53741008"]
+    assert outcomes[4:] == ["55827005", "428750005", "44808001"]
+    assert all("not a risk" in p["rationale"] for p in body["prediction"][4:])
+    for prediction in body["prediction"][:4]:
         assert 0 <= prediction["probabilityDecimal"] <= 1
         band = prediction["qualitativeRisk"]["coding"][0]["code"]
         assert band in {"low", "moderate", "high"}
@@ -182,7 +185,7 @@ def test_bundle_with_a_wfdb_ecg_as_risk_assessment(
     RiskAssessment.model_validate(body)
     basis = [item.get("reference") or item.get("display") for item in body["basis"]]
     assert "ECG 00008_lr.hea" in basis
-    assert len(body["prediction"]) == 4
+    assert len(body["prediction"]) == 4 + 3  # heads, then the ECG findings
 
 
 def test_a_bundle_without_a_patient_is_refused(client: TestClient) -> None:
@@ -215,7 +218,7 @@ def test_cli_predict_bundle_with_dicom_ecg_as_fhir(
     )
     assert result.exit_code == 0, result.output
     resource = RiskAssessment.model_validate_json(result.output)
-    assert len(resource.prediction) == 4
+    assert len(resource.prediction) == 4 + 3  # heads, then the ECG findings
     assert resource.subject.reference.startswith("urn:uuid:")
 
 
