@@ -229,6 +229,7 @@ def _run_training(
     full: bool,
     strategy: str | None = None,
     dp: bool = False,
+    resume: bool = False,
 ) -> str:
     """Shared by ``train`` and ``evaluate``: configure, train, register."""
     from app.pipeline import train_and_evaluate
@@ -270,6 +271,8 @@ def _run_training(
                 full=full,
                 command=command,
                 on_step=lambda text: _step(progress, task, text),
+                checkpoint_dir=PROJECT_ROOT / "var" / "checkpoints",
+                resume=resume,
             )
     except (CardioriskError, ValueError) as error:
         _fail(error)
@@ -329,6 +332,14 @@ def train(
             "(settings in configs/federated.yaml); the spent budget is printed.",
         ),
     ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Go on from the last round checkpoint of the same configuration "
+            "(var/checkpoints) instead of starting over.",
+        ),
+    ] = False,
     centralised: Annotated[
         bool, typer.Option(help="Also train the pooled model for comparison.")
     ] = True,
@@ -339,7 +350,7 @@ def train(
     from fusion.versions import load_version
 
     version = _run_training(
-        rounds, sites, skip, centralised, verbose, False, strategy, dp
+        rounds, sites, skip, centralised, verbose, False, strategy, dp, resume
     )
     _, _, _, metadata = load_version(load_settings().models_path(), version)
     table = Table(title=f"model version {version}: held-out AUROC")

@@ -91,8 +91,13 @@ def federated_model(
     sites: list[str],
     splits: Splits,
     initial_state: dict[str, torch.Tensor],
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
 ) -> tuple[FusedRiskModel, dict, dict]:
     """Train federatedly through the enabled stages, then calibrate on validation.
+
+    With ``checkpoint_dir``, the global model of every round is kept there;
+    ``resume`` goes on from the last one of the same configuration.
 
     Returns
     -------
@@ -106,7 +111,13 @@ def federated_model(
     model = FusedRiskModel(data, model_config)
     model.load_state_dict(initial_state)
     history = train_federated(
-        model, sites, cohort_dir, federated, stages=enabled_stages(training)
+        model,
+        sites,
+        cohort_dir,
+        federated,
+        stages=enabled_stages(training),
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
     )
     summary = calibrate(model, splits.validation, training.calibration, TARGETS)
     return model, history, summary
@@ -153,6 +164,8 @@ def train_and_evaluate(
     full: bool = False,
     command: str = "cardiorisk train",
     on_step: Callable[[str], None] | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
 ) -> str:
     """Train federatedly, calibrate, compare, evaluate, register.
 
@@ -178,6 +191,10 @@ def train_and_evaluate(
         The command line that regenerates the report (written into it).
     on_step : callable, optional
         Called with a short description as each step starts (progress).
+    checkpoint_dir : Path, optional
+        Keep the federated model of every round here.
+    resume : bool
+        Go on from the last checkpoint of the same configuration.
 
     Returns
     -------
@@ -197,7 +214,16 @@ def train_and_evaluate(
     stages = enabled_stages(training)
     step(f"federated training ({', '.join(stages)}) over {len(sites)} sites")
     model, history, calibration = federated_model(
-        data, model_config, training, federated, cohort_dir, sites, splits, initial
+        data,
+        model_config,
+        training,
+        federated,
+        cohort_dir,
+        sites,
+        splits,
+        initial,
+        checkpoint_dir,
+        resume,
     )
     risks = {"federated": predict_proba(model, splits.test).numpy()}
 

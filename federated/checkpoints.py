@@ -25,12 +25,15 @@ from ingest.errors import CardioriskError
 logger = logging.getLogger(__name__)
 
 
-def config_hash(*configs: object) -> str:
-    """Short SHA-256 of pydantic configurations (what a resumed run must match)."""
-    text = json.dumps(
-        [c.model_dump(mode="json") for c in configs],  # type: ignore[attr-defined]
-        sort_keys=True,
-    )
+def config_hash(*parts: object) -> str:
+    """Short SHA-256 of configurations (pydantic models or JSON-able values).
+
+    A resumed run must have the same hash as the run that wrote the checkpoint.
+    """
+    plain = [
+        p.model_dump(mode="json") if hasattr(p, "model_dump") else p for p in parts
+    ]
+    text = json.dumps(plain, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

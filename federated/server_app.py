@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from pathlib import Path
 
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
+from federated.checkpoints import ResumePoint, save_checkpoint
 from federated.config import FederatedConfig
 from federated.privacy import spent_budget
-from federated.strategy import make_strategy
+from federated.strategy import CountWeighted, make_strategy
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +24,9 @@ def make_server_app(
     federated: FederatedConfig,
     result: dict,
     stages: list[str],
+    checkpoint_dir: str | None = None,
+    resume: ResumePoint | None = None,
+    run_hash: str = "",
 ) -> ServerApp:
     """Build the ServerApp for one federated run.
 
@@ -39,6 +45,13 @@ def make_server_app(
         stage, per round).
     stages : list of str
         The stages to run, in order (`fusion.stages.enabled_stages`).
+    checkpoint_dir : str, optional
+        Where the global model of every round is written (`save_checkpoint`).
+    resume : ResumePoint, optional
+        Go on after this checkpoint's round instead of starting over (the
+        server optimiser's moments of ``fedadam`` start afresh).
+    run_hash : str
+        The run's configuration hash, written with each checkpoint.
 
     Returns
     -------
@@ -48,9 +61,12 @@ def make_server_app(
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        arrays = initial
+        arrays = ArrayRecord(resume.weights) if resume is not None else initial
         result["train_metrics"] = {}
         for stage, rounds in stage_rounds(federated, stages):
+            done = _rounds_done(stage, stages, resume)
+            if done >= rounds:
+                continue
             strategy = make_strategy(
                 federated.strategy,
                 stage,
@@ -59,10 +75,11 @@ def make_server_app(
                 proximal_mu=federated.proximal_mu,
                 server_learning_rate=federated.server_learning_rate,
             )
+            strategy.round_offset = done
             outcome = strategy.start(
                 grid=grid,
                 initial_arrays=arrays,
-                num_rounds=rounds,
+                num_rounds=rounds - done,
                 train_config=ConfigRecord(
                     {
                         "stage": stage,
@@ -72,10 +89,13 @@ def make_server_app(
                         **privacy_config(federated),
                     }
                 ),
+                evaluate_fn=_checkpointer(
+                    checkpoint_dir, strategy, federated, sites, run_hash
+                ),
             )
             arrays = outcome.arrays
             result["train_metrics"][stage] = {
-                round_: dict(metrics)
+                round_ + done: dict(metrics)
                 for round_, metrics in outcome.train_metrics_clientapp.items()
             }
         result["arrays"] = arrays
@@ -105,6 +125,47 @@ def make_server_app(
             )
 
     return app
+
+
+def _rounds_done(stage: str, stages: list[str], resume: ResumePoint | None) -> int:
+    """Rounds of ``stage`` a resumed run already holds (all, for earlier stages)."""
+    if resume is None:
+        return 0
+    if stages.index(stage) < stages.index(resume.stage):
+        return 10**9
+    return resume.round if stage == resume.stage else 0
+
+
+def _checkpointer(
+    folder: str | None,
+    strategy: CountWeighted,
+    federated: FederatedConfig,
+    sites: list[str],
+    run_hash: str,
+) -> Callable[[int, ArrayRecord], None] | None:
+    """The callback that writes a checkpoint after each round (None: none kept)."""
+    if folder is None:
+        return None
+
+    def save(server_round: int, arrays: ArrayRecord) -> None:
+        if server_round == 0:
+            return  # the starting model is not a round's result
+        round_ = server_round + strategy.round_offset
+        save_checkpoint(
+            Path(folder),
+            strategy.stage,
+            round_,
+            arrays,
+            {
+                "rounds": strategy.num_rounds,
+                "strategy": federated.strategy,
+                "sites": sites,
+                "metrics": dict(strategy.last_metrics or {}),
+                "config_hash": run_hash,
+            },
+        )
+
+    return save
 
 
 def privacy_config(federated: FederatedConfig) -> dict[str, float]:

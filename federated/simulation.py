@@ -9,6 +9,7 @@ from pathlib import Path
 from flwr.app import ArrayRecord
 from flwr.simulation import run_simulation
 
+from federated.checkpoints import config_hash, resume_point
 from federated.client_app import app as client_app
 from federated.config import FederatedConfig
 from federated.server_app import make_server_app
@@ -25,6 +26,8 @@ def train_federated(
     federated: FederatedConfig,
     stages: list[str] | None = None,
     verbose: bool = False,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
 ) -> dict:
     """Train ``model`` federatedly across ``sites``; load the final weights into it.
 
@@ -42,6 +45,12 @@ def train_federated(
         Stages to run in order (default: supervised tuning only).
     verbose : bool
         Keep Flower's and Ray's own logs (default: only one line per round).
+    checkpoint_dir : Path, optional
+        Write the global model after every round under it, in a folder named
+        by the hash of the configuration, sites and stages.
+    resume : bool
+        Go on from the last checkpoint in ``checkpoint_dir`` (written by a run
+        of the same configuration, sites and stages) instead of starting over.
 
     Returns
     -------
@@ -56,13 +65,25 @@ def train_federated(
         os.environ.setdefault("RAY_DEDUP_LOGS", "1")
         os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     result: dict = {}
+    stages = stages or ["supervised"]
+    run_hash = config_hash(federated, stages, sites)
+    # One folder per configuration: a run resumes only its own checkpoints.
+    folder = checkpoint_dir / run_hash if checkpoint_dir is not None else None
+    point = None
+    if resume:
+        if folder is None:
+            raise CardioriskError("resuming needs the checkpoint folder of the run")
+        point = resume_point(folder, stages, run_hash)
     server_app = make_server_app(
         ArrayRecord(model.state_dict()),
         sites,
         str(cohort_dir),
         federated,
         result,
-        stages or ["supervised"],
+        stages,
+        checkpoint_dir=str(folder) if folder is not None else None,
+        resume=point,
+        run_hash=run_hash,
     )
     run_simulation(
         server_app=server_app,

@@ -48,6 +48,8 @@ class CountWeighted(FedAvg):
     current: ArrayRecord | None = None
     stage = "supervised"
     num_rounds = 0
+    round_offset = 0  # rounds of this stage done before (a resumed run)
+    last_metrics: MetricRecord | None = None
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -80,7 +82,9 @@ class CountWeighted(FedAvg):
                 left_out.append(f"{_site(message)} ({problem})")
             else:
                 usable.append(message)
-        head = f"{self.stage} round {server_round}/{self.num_rounds}"
+        head = (
+            f"{self.stage} round {server_round + self.round_offset}/{self.num_rounds}"
+        )
         dropped = f"; left out: {', '.join(left_out)}" if left_out else ""
         if not usable or self.current is None:
             logger.warning(
@@ -94,6 +98,7 @@ class CountWeighted(FedAvg):
         arrays = aggregate_by_counts(contents, self.current)
         metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
         loss = metrics.get("train-loss", float("nan")) if metrics else float("nan")
+        self.last_metrics = metrics
         logger.info(
             "%s: %d/%d sites used (%s)%s, train loss %.4f",
             head,
@@ -128,7 +133,7 @@ class FedAdamByExamples(FedAdam, CountWeighted):
             logger.warning(
                 "%s round %d/%d: the Adam step is not finite; model unchanged",
                 self.stage,
-                server_round,
+                server_round + self.round_offset,
                 self.num_rounds,
             )
             return None, metrics
