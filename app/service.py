@@ -30,6 +30,16 @@ from modalities.batch import MODALITIES, encode_records
 logger = logging.getLogger(__name__)
 
 
+# Fields that say an operation is planned or done (the post-op head's context).
+SURGERY_FIELDS = {
+    "surgery_major_abdominal",
+    "surgery_laparoscopic",
+    "surgery_duration",
+    "emergency_surgery",
+    "asa_class",
+}
+
+
 class PatientInput(NamedTuple):
     """A validated patient, what to tell the user, and its FHIR references."""
 
@@ -274,6 +284,11 @@ class PredictionService:
                     f"{head}: none of the data given is of a kind this head has "
                     "learned from; the risk shown is the model's baseline"
                 )
+            if head == "postop" and read and not SURGERY_FIELDS & set(record.features):
+                warnings.append(
+                    "postop: no operation is recorded (surgery_* fields); the risk "
+                    "assumes the patient is having general surgery"
+                )
             head_reasons = []
             if explain and read:
                 attribution = integrated_gradients(self.model, inputs, index)
@@ -287,7 +302,11 @@ class PredictionService:
                     band=spec.band(risk),
                     horizon_years=spec.horizon_years,
                     reasons=head_reasons,
-                    modality_contributions=contributions[index]
+                    modality_contributions={
+                        m: share
+                        for m, share in contributions[index].items()
+                        if m in read
+                    }
                     if contributions
                     else {},
                     modalities_used=read,

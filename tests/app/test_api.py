@@ -167,3 +167,17 @@ def test_image_reader_notes_become_warnings_and_a_tiny_image_is_refused(client):
         "field 'pixels': expected at least 64 pixels a side"
         in response.json()["detail"]
     )
+
+
+def test_a_postop_risk_without_an_operation_says_so(client):
+    def warnings(features: dict) -> list[str]:
+        response = client.post(
+            "/v1/predictions?explain=false",
+            data={"patient": json.dumps({"age": 66, "features": features})},
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["warnings"]
+
+    assert any(w.startswith("postop: no operation") for w in warnings({}))
+    planned = warnings({"surgery_major_abdominal": 1, "asa_class": 3})
+    assert not any(w.startswith("postop:") for w in planned)
