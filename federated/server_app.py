@@ -61,70 +61,101 @@ def make_server_app(
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        arrays = ArrayRecord(resume.weights) if resume is not None else initial
-        result["train_metrics"] = {}
-        for stage, rounds in stage_rounds(federated, stages):
-            done = _rounds_done(stage, stages, resume)
-            if done >= rounds:
-                continue
-            strategy = make_strategy(
-                federated.strategy,
-                stage,
-                rounds,
-                len(sites),
-                proximal_mu=federated.proximal_mu,
-                server_learning_rate=federated.server_learning_rate,
-            )
-            strategy.round_offset = done
-            outcome = strategy.start(
-                grid=grid,
-                initial_arrays=arrays,
-                num_rounds=rounds - done,
-                train_config=ConfigRecord(
-                    {
-                        "stage": stage,
-                        "local-epochs": federated.local_epochs,
-                        "sites": ",".join(sites),
-                        "cohort-dir": cohort_dir,
-                        **privacy_config(federated),
-                    }
-                ),
-                evaluate_fn=_checkpointer(
-                    checkpoint_dir, strategy, federated, sites, run_hash
-                ),
-            )
-            arrays = outcome.arrays
-            result["train_metrics"][stage] = {
-                round_ + done: dict(metrics)
-                for round_, metrics in outcome.train_metrics_clientapp.items()
-            }
-        result["arrays"] = arrays
-        if federated.privacy.enabled:
-            released = sum(rounds for _, rounds in stage_rounds(federated, stages))
-            result["privacy"] = {
-                "epsilon": spent_budget(
-                    federated.privacy.noise_multiplier,
-                    released,
-                    federated.privacy.delta,
-                ),
-                "delta": federated.privacy.delta,
-                "rounds": released,
-                "clipping_norm": federated.privacy.clipping_norm,
-                "noise_multiplier": federated.privacy.noise_multiplier,
-                "unit": "one site's update per round",
-                "accountant": "Renyi DP (dp_accounting), no subsampling",
-            }
-            logger.info(
-                "differential privacy: (epsilon %.2f, delta %g) spent per site over "
-                "%d rounds (noise multiplier %.2f, clipping norm %.2f)",
-                result["privacy"]["epsilon"],
-                federated.privacy.delta,
-                released,
-                federated.privacy.noise_multiplier,
-                federated.privacy.clipping_norm,
-            )
+        run_rounds(
+            grid,
+            initial,
+            sites,
+            cohort_dir,
+            federated,
+            result,
+            stages,
+            checkpoint_dir,
+            resume,
+            run_hash,
+        )
 
     return app
+
+
+def run_rounds(
+    grid: Grid,
+    initial: ArrayRecord,
+    sites: list[str],
+    cohort_dir: str,
+    federated: FederatedConfig,
+    result: dict,
+    stages: list[str],
+    checkpoint_dir: str | None = None,
+    resume: ResumePoint | None = None,
+    run_hash: str = "",
+) -> None:
+    """Every stage's rounds over the SuperNodes of ``grid`` (see `make_server_app`).
+
+    Shared by the simulation and the deployed ServerApp
+    (`federated.deployment`).
+    """
+    arrays = ArrayRecord(resume.weights) if resume is not None else initial
+    result["train_metrics"] = {}
+    for stage, rounds in stage_rounds(federated, stages):
+        done = _rounds_done(stage, stages, resume)
+        if done >= rounds:
+            continue
+        strategy = make_strategy(
+            federated.strategy,
+            stage,
+            rounds,
+            len(sites),
+            proximal_mu=federated.proximal_mu,
+            server_learning_rate=federated.server_learning_rate,
+        )
+        strategy.round_offset = done
+        outcome = strategy.start(
+            grid=grid,
+            initial_arrays=arrays,
+            num_rounds=rounds - done,
+            train_config=ConfigRecord(
+                {
+                    "stage": stage,
+                    "local-epochs": federated.local_epochs,
+                    "sites": ",".join(sites),
+                    "cohort-dir": cohort_dir,
+                    **privacy_config(federated),
+                }
+            ),
+            evaluate_fn=_checkpointer(
+                checkpoint_dir, strategy, federated, sites, run_hash
+            ),
+        )
+        arrays = outcome.arrays
+        result["train_metrics"][stage] = {
+            round_ + done: dict(metrics)
+            for round_, metrics in outcome.train_metrics_clientapp.items()
+        }
+    result["arrays"] = arrays
+    if federated.privacy.enabled:
+        released = sum(rounds for _, rounds in stage_rounds(federated, stages))
+        result["privacy"] = {
+            "epsilon": spent_budget(
+                federated.privacy.noise_multiplier,
+                released,
+                federated.privacy.delta,
+            ),
+            "delta": federated.privacy.delta,
+            "rounds": released,
+            "clipping_norm": federated.privacy.clipping_norm,
+            "noise_multiplier": federated.privacy.noise_multiplier,
+            "unit": "one site's update per round",
+            "accountant": "Renyi DP (dp_accounting), no subsampling",
+        }
+        logger.info(
+            "differential privacy: (epsilon %.2f, delta %g) spent per site over "
+            "%d rounds (noise multiplier %.2f, clipping norm %.2f)",
+            result["privacy"]["epsilon"],
+            federated.privacy.delta,
+            released,
+            federated.privacy.noise_multiplier,
+            federated.privacy.clipping_norm,
+        )
 
 
 def _rounds_done(stage: str, stages: list[str], resume: ResumePoint | None) -> int:

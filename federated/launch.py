@@ -1,0 +1,94 @@
+"""Command lines of a deployed federation: a SuperLink, a SuperNode per site, a run.
+
+Each hospital's IT runs one SuperNode; the coordinating centre runs the
+SuperLink and submits runs. Every connection is TLS (certificates from
+`federated.certificates` or the hospital's own PKI), and with
+``auth=True`` the SuperLink admits only SuperNodes whose public keys were
+registered (``flwr supernode register``). The functions here only build the
+command lines and the Flower CLI's configuration; ``cardiorisk federation``
+runs them, and ``tests/federated/test_deployment.py`` starts them as processes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+FLOWER_BIN = Path(sys.executable).parent
+CONNECTION = "cardiorisk"  # the SuperLink connection's name in the Flower CLI config
+
+
+def superlink_command(certs: Path, port: int, auth: bool, database: Path) -> list[str]:
+    """``flower-superlink`` with TLS on ``127.0.0.1:port`` (all its APIs)."""
+    command = [
+        str(FLOWER_BIN / "flower-superlink"),
+        "--ssl-ca-certfile", str(certs / "ca.crt"),
+        "--ssl-certfile", str(certs / "server.pem"),
+        "--ssl-keyfile", str(certs / "server.key"),
+        "--port", str(port),
+        "--database", str(database),
+        # The app's code and dependencies are installed already (make install).
+        "--disable-runtime-dependency-installation",
+    ]  # fmt: skip
+    if auth:
+        command.append("--enable-supernode-auth")
+    return command
+
+
+def supernode_command(
+    certs: Path,
+    superlink: str,
+    port: int,
+    site: str,
+    cohort_dir: Path,
+    auth: bool,
+) -> list[str]:
+    """``flower-supernode`` of one site, its ClientApp API on ``127.0.0.1:port``."""
+    command = [
+        str(FLOWER_BIN / "flower-supernode"),
+        "--root-certificates", str(certs / "ca.crt"),
+        "--superlink", superlink,
+        "--port", str(port),
+        "--node-config", f'site="{site}" cohort-dir="{cohort_dir}"',
+    ]  # fmt: skip
+    if auth:
+        command += [
+            "--auth-supernode-private-key", str(certs / f"{site}.key"),
+            "--auth-supernode-public-key", str(certs / f"{site}.pub"),
+        ]  # fmt: skip
+    return command
+
+
+def write_cli_config(flwr_home: Path, superlink: str, certs: Path) -> Path:
+    """The Flower CLI's ``config.toml`` naming this federation's SuperLink."""
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    path = flwr_home / "config.toml"
+    path.write_text(
+        "[superlink]\n"
+        f'default = "{CONNECTION}"\n\n'
+        f"[superlink.{CONNECTION}]\n"
+        f'address = "{superlink}"\n'
+        f'root-certificates = "{certs / "ca.crt"}"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def register_command(certs: Path, site: str) -> list[str]:
+    """``flwr supernode register`` of one site's public key."""
+    return [
+        str(FLOWER_BIN / "flwr"), "supernode", "register",
+        str(certs / f"{site}.pub"), CONNECTION, "--name", site,
+    ]  # fmt: skip
+
+
+def run_command(app_dir: Path, settings: dict[str, object]) -> list[str]:
+    """``flwr run`` of the cardiorisk Flower App with run-config overrides."""
+    pairs = " ".join(
+        f'{key}="{value}"' if isinstance(value, str) else f"{key}={value}"
+        for key, value in settings.items()
+    )
+    return [
+        str(FLOWER_BIN / "flwr"), "run", str(app_dir), CONNECTION,
+        "--run-config", pairs, "--stream",
+    ]  # fmt: skip
