@@ -685,6 +685,117 @@ def _ports_in_use(host: str, ports: list[int]) -> list[int]:
     return busy
 
 
+# --- a deployed federation -------------------------------------------------------
+
+federation = typer.Typer(
+    help="A deployed federation: certificates, SuperLink, SuperNodes, runs (TLS).",
+    no_args_is_help=True,
+)
+cli.add_typer(federation, name="federation")
+CertsOption = Annotated[
+    Path, typer.Option(help="Folder of ca.crt, server.pem/.key and site key pairs.")
+]
+SuperlinkOption = Annotated[
+    str, typer.Option(help="The SuperLink's address, host:port.")
+]
+FLWR_HOME = PROJECT_ROOT / "var" / "flwr"
+
+
+@federation.command()
+def certs(
+    out: Annotated[Path, typer.Argument(help="Folder to write them to.")],
+    sites: Annotated[
+        str, typer.Option(help="Comma-separated sites (one key pair each).")
+    ],
+) -> None:
+    """Make a test CA, the SuperLink's TLS certificate and a key pair per site."""
+    from federated.certificates import make_test_certificates
+
+    names = [s for s in sites.split(",") if s]
+    paths = make_test_certificates(out, names)
+    print(f"wrote {len(paths)} files to {out} (for tests and trials only)")
+
+
+@federation.command()
+def superlink(
+    certs: CertsOption,
+    port: Annotated[int, typer.Option(help="Port of all its APIs.")] = 9092,
+    auth: Annotated[
+        bool, typer.Option(help="Admit only registered SuperNodes.")
+    ] = True,
+) -> None:
+    """Run the coordinating SuperLink (TLS; SuperNode authentication)."""
+    from federated.launch import superlink_command, write_cli_config
+
+    write_cli_config(FLWR_HOME, f"127.0.0.1:{port}", certs)
+    FLWR_HOME.mkdir(parents=True, exist_ok=True)
+    _exec(superlink_command(certs, port, auth, FLWR_HOME / "superlink.db"))
+
+
+@federation.command()
+def register(
+    certs: CertsOption,
+    site: Annotated[str, typer.Option(help="The site whose public key to admit.")],
+    superlink: SuperlinkOption = "127.0.0.1:9092",
+) -> None:
+    """Register a site's SuperNode public key with the SuperLink."""
+    from federated.launch import register_command, write_cli_config
+
+    write_cli_config(FLWR_HOME, superlink, certs)
+    _exec(register_command(certs, site))
+
+
+@federation.command()
+def supernode(
+    certs: CertsOption,
+    site: Annotated[str, typer.Option(help="This hospital's site name.")],
+    superlink: SuperlinkOption = "127.0.0.1:9092",
+    port: Annotated[int, typer.Option(help="Port of its ClientApp API.")] = 9094,
+    cohort: Annotated[
+        Path | None, typer.Option(help="Cohort store (default: var/cohort).")
+    ] = None,
+    auth: Annotated[bool, typer.Option(help="Sign in with the site's key.")] = True,
+) -> None:
+    """Run one site's SuperNode; its data never leave it."""
+    from federated.launch import supernode_command
+
+    store = (cohort or load_data_config().cohort_path()).resolve()
+    _exec(supernode_command(certs, superlink, port, site, store, auth))
+
+
+@federation.command("run")
+def run_federation(
+    certs: CertsOption,
+    sites: Annotated[str, typer.Option(help="Comma-separated sites taking part.")],
+    superlink: SuperlinkOption = "127.0.0.1:9092",
+    rounds: Annotated[int, typer.Option(help="Rounds of supervised tuning.")] = 12,
+    strategy: Annotated[str, typer.Option(help="fedavg, fedprox or fedadam.")] = (
+        "fedavg"
+    ),
+    out: Annotated[Path, typer.Option(help="Model, history, checkpoints.")] = (
+        PROJECT_ROOT / "var" / "deployment"
+    ),
+) -> None:
+    """Submit a training run to the SuperLink and stream its log."""
+    from federated.launch import run_command, write_cli_config
+
+    write_cli_config(FLWR_HOME, superlink, certs)
+    settings = {
+        "num-rounds": rounds,
+        "strategy": strategy,
+        "sites": sites,
+        "out-dir": str(out.resolve()),
+    }
+    _exec(run_command(PROJECT_ROOT, settings))
+
+
+def _exec(command: list[str]) -> None:
+    """Replace this process with a Flower command (FLWR_HOME set to var/flwr)."""
+    os.environ["FLWR_HOME"] = str(FLWR_HOME)
+    os.chdir(PROJECT_ROOT)
+    os.execv(command[0], command)
+
+
 def main() -> None:
     """Entry point of the ``cardiorisk`` console script.
 

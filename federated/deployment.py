@@ -42,7 +42,13 @@ server_app = ServerApp()
 @server_app.main()
 def main(grid: Grid, context: Context) -> None:
     """Run every stage's rounds over the connected SuperNodes; save the result."""
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    # One line per round from the strategy (Flower's own logger has its handler).
+    ours = logging.getLogger("federated")
+    if not ours.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        ours.addHandler(handler)
+        ours.setLevel(logging.INFO)
     run = context.run_config
     overrides = {
         key: run[name]
