@@ -232,6 +232,7 @@ def _run_training(
     strategy: str | None = None,
     dp: bool = False,
     resume: bool = False,
+    from_current: bool = False,
 ) -> str:
     """Shared by ``train`` and ``evaluate``: configure, train, register."""
     from app.pipeline import train_and_evaluate
@@ -275,6 +276,7 @@ def _run_training(
                 on_step=lambda text: _step(progress, task, text),
                 checkpoint_dir=PROJECT_ROOT / "var" / "checkpoints",
                 resume=resume,
+                from_current=from_current,
             )
     except (CardioriskError, ValueError) as error:
         _fail(error)
@@ -342,6 +344,14 @@ def train(
             "(var/checkpoints) instead of starting over.",
         ),
     ] = False,
+    from_current: Annotated[
+        bool,
+        typer.Option(
+            "--from-current",
+            help="Start from the current model version (after a site's new data "
+            "was added by `cardiorisk prepare`); registers a new version.",
+        ),
+    ] = False,
     centralised: Annotated[
         bool, typer.Option(help="Also train the pooled model for comparison.")
     ] = True,
@@ -352,7 +362,16 @@ def train(
     from fusion.versions import load_version
 
     version = _run_training(
-        rounds, sites, skip, centralised, verbose, False, strategy, dp, resume
+        rounds,
+        sites,
+        skip,
+        centralised,
+        verbose,
+        False,
+        strategy,
+        dp,
+        resume,
+        from_current,
     )
     _, _, _, metadata = load_version(load_settings().models_path(), version)
     table = Table(title=f"model version {version}: held-out AUROC")
@@ -403,6 +422,46 @@ def evaluate(
         f"{REPORTS_DIR / 'evaluation.md'}, model card in "
         f"{REPORTS_DIR / 'model_card.md'}"
     )
+
+
+@cli.command("federated-report")
+def federated_report(
+    rounds: RoundsOption = None,
+    strategy: StrategyOption = None,
+    verbose: VerboseOption = False,
+) -> None:
+    """Local-only vs federated (with and without DP) vs centralised, per head.
+
+    Writes reports/federated.{md,json}; registers no model version.
+    """
+    from app.federated_report import compare, write_federated_report
+    from federated.config import load_federated_config
+    from fusion.config import load_model_config, load_training_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if not verbose:
+        for name in ("flwr", "ray", "lightning"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        data = load_data_config()
+        federated = _overridden(
+            load_federated_config(), {"num_rounds": rounds, "strategy": strategy}
+        )
+        with _progress() as progress:
+            task = progress.add_task("starting", total=None)
+            results = compare(
+                data,
+                load_model_config(),
+                load_training_config(),
+                federated,
+                data.cohort_path(),
+                on_step=lambda text: _step(progress, task, text),
+            )
+    except (CardioriskError, ValueError) as error:
+        _fail(error)
+    command = "cardiorisk " + " ".join(sys.argv[1:])
+    path = write_federated_report(results, command, REPORTS_DIR)
+    console.print(path.read_text(encoding="utf-8"))
 
 
 @cli.command()

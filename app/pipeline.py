@@ -37,7 +37,7 @@ from fusion.module import predict_proba
 from fusion.report import evaluate, write_report
 from fusion.stages import enabled_stages, train_stages
 from fusion.subsets import subset_table
-from fusion.versions import save_version
+from fusion.versions import current_version, load_version, save_version
 from ingest.cohort import load_cohort, read_manifest
 from ingest.config import DataConfig
 from ingest.errors import CardioriskError
@@ -166,6 +166,7 @@ def train_and_evaluate(
     on_step: Callable[[str], None] | None = None,
     checkpoint_dir: Path | None = None,
     resume: bool = False,
+    from_current: bool = False,
 ) -> str:
     """Train federatedly, calibrate, compare, evaluate, register.
 
@@ -195,6 +196,10 @@ def train_and_evaluate(
         Keep the federated model of every round here.
     resume : bool
         Go on from the last checkpoint of the same configuration.
+    from_current : bool
+        Start from the current registered version's weights (e.g. after a
+        site's new data was added with `cardiorisk prepare`), not from new
+        ones; the result is registered as a new version that names its parent.
 
     Returns
     -------
@@ -208,6 +213,17 @@ def train_and_evaluate(
     initial = {
         k: v.clone() for k, v in FusedRiskModel(data, model_config).state_dict().items()
     }
+    parent = None
+    if from_current:
+        parent = current_version(models_dir)
+        current, current_data, current_config, _ = load_version(models_dir, parent)
+        if current_config != model_config or current_data.features != data.features:
+            raise CardioriskError(
+                f"model version {parent}: field 'model_config': expected the "
+                "configuration of this run to retrain from it, found another "
+                "(train from new weights instead)"
+            )
+        initial = {k: v.clone() for k, v in current.state_dict().items()}
 
     # Step 1: federated training through the stages, one SuperNode per site,
     # then calibration on the validation split (never the test split).
@@ -282,6 +298,7 @@ def train_and_evaluate(
     }
     metadata = {
         "training": "federated (Flower simulation)",
+        "parent_version": parent,
         "strategy": federated.strategy,
         "stages": stages,
         "rounds": {

@@ -10,6 +10,7 @@ from app.pipeline import train_and_evaluate
 from app.settings import AppSettings
 from federated.config import FederatedConfig
 from fusion.config import load_model_config, load_training_config
+from fusion.versions import current_version, load_version
 from ingest.cohort import read_manifest
 
 SITES = ["uci_cleveland", "uci_hungarian", "uci_va_long_beach", "ptbxl_site0"]
@@ -83,3 +84,22 @@ def test_federated_training_then_prediction(
     assert response.status_code == 200, response.text
     risks = {risk["head"]: risk for risk in response.json()["risks"]}
     assert risks["acute_mi"]["reasons"] and response.json()["model_version"] == version
+
+    # An administrator adds data and retrains from the current version: a new
+    # registered version that names its parent and starts from its weights.
+    retrained = train_and_evaluate(
+        small_config,
+        load_model_config(),
+        training.without("pretraining", "alignment"),
+        FederatedConfig(num_rounds=1, local_epochs=1),
+        small_cohort,
+        models,
+        reports,
+        sites=SITES[:2],
+        centralised=False,
+        from_current=True,
+    )
+    assert retrained != version
+    _, _, _, metadata = load_version(models, retrained)
+    assert metadata["parent_version"] == version
+    assert current_version(models) == retrained
