@@ -850,9 +850,10 @@ def run_federation(
 
 def _exec(command: list[str]) -> None:
     """Replace this process with a Flower command (FLWR_HOME set to var/flwr)."""
-    os.environ["FLWR_HOME"] = str(FLWR_HOME)
+    from federated.launch import flower_env
+
     os.chdir(PROJECT_ROOT)
-    os.execv(command[0], command)
+    os.execve(command[0], command, flower_env(FLWR_HOME))
 
 
 def main() -> None:

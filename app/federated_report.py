@@ -27,7 +27,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.pipeline import centralised_model, federated_model, load_splits
+from app.pipeline import (
+    centralised_model,
+    federated_model,
+    initial_weights,
+    load_splits,
+    same_passes,
+)
 from federated.config import FederatedConfig
 from fusion.config import ModelConfig, TrainingConfig
 from fusion.evaluation import auroc
@@ -60,10 +66,7 @@ def compare(
     step = on_step or (lambda text: logger.info("%s", text))
     sites = sites or list(read_manifest(cohort_dir)["sites"])
     splits = load_splits(cohort_dir, sites, data)
-    torch.manual_seed(training.seed)
-    initial = {
-        k: v.clone() for k, v in FusedRiskModel(data, model_config).state_dict().items()
-    }
+    initial = initial_weights(data, model_config, training.seed)
     test_sites = np.array([r.site for r in splits.test_records])
     risks: dict[str, np.ndarray] = {}
 
@@ -89,11 +92,7 @@ def compare(
     # Local-only: each site's own model, the same stages and passes.
     local = np.full_like(risks["federated"], np.nan)
     train_sites = np.array([r.site for r in splits.train_records])
-    passes = federated.local_epochs
-    stages = training.stages.model_copy(deep=True)
-    stages.pretraining.epochs = max(1, federated.pretraining_rounds * passes)
-    stages.alignment.epochs = max(1, federated.alignment_rounds * passes)
-    local_training = training.model_copy(update={"stages": stages})
+    local_training = same_passes(training, federated)
     for site in sites:
         rows = np.flatnonzero(train_sites == site)
         test_rows = np.flatnonzero(test_sites == site)
@@ -108,7 +107,7 @@ def compare(
             data,
             model_config,
             local_training,
-            supervised_epochs=federated.num_rounds * passes,
+            supervised_epochs=federated.num_rounds * federated.local_epochs,
         )
         local[test_rows] = predict_proba(
             alone, splits.test.select(torch.as_tensor(test_rows))

@@ -123,6 +123,24 @@ def federated_model(
     return model, history, summary
 
 
+def initial_weights(
+    data: DataConfig, model_config: ModelConfig, seed: int
+) -> dict[str, torch.Tensor]:
+    """The seeded starting weights every compared model begins from."""
+    torch.manual_seed(seed)
+    model = FusedRiskModel(data, model_config)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def same_passes(training: TrainingConfig, federated: FederatedConfig) -> TrainingConfig:
+    """Training whose stage epochs equal the federated rounds times local epochs."""
+    passes = federated.local_epochs
+    stages = training.stages.model_copy(deep=True)
+    stages.pretraining.epochs = max(1, federated.pretraining_rounds * passes)
+    stages.alignment.epochs = max(1, federated.alignment_rounds * passes)
+    return training.model_copy(update={"stages": stages})
+
+
 def centralised_model(
     data: DataConfig,
     model_config: ModelConfig,
@@ -132,11 +150,7 @@ def centralised_model(
     initial_state: dict[str, torch.Tensor],
 ) -> FusedRiskModel:
     """The pooled twin: same initial weights, stages and passes over the data."""
-    passes = federated.local_epochs
-    stages = training.stages.model_copy(deep=True)
-    stages.pretraining.epochs = max(1, federated.pretraining_rounds * passes)
-    stages.alignment.epochs = max(1, federated.alignment_rounds * passes)
-    twin_training = training.model_copy(update={"stages": stages})
+    twin_training = same_passes(training, federated)
     twin = FusedRiskModel(data, model_config)
     twin.load_state_dict(initial_state)
     train_stages(
@@ -145,7 +159,7 @@ def centralised_model(
         data,
         model_config,
         twin_training,
-        supervised_epochs=federated.num_rounds * passes,
+        supervised_epochs=federated.num_rounds * federated.local_epochs,
     )
     calibrate(twin, splits.validation, training.calibration, TARGETS)
     return twin
@@ -209,10 +223,7 @@ def train_and_evaluate(
     step = on_step or (lambda text: logger.info("%s", text))
     sites = sites or list(read_manifest(cohort_dir)["sites"])
     splits = load_splits(cohort_dir, sites, data)
-    torch.manual_seed(training.seed)
-    initial = {
-        k: v.clone() for k, v in FusedRiskModel(data, model_config).state_dict().items()
-    }
+    initial = initial_weights(data, model_config, training.seed)
     parent = None
     if from_current:
         parent = current_version(models_dir)

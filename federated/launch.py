@@ -11,11 +11,23 @@ runs them, and ``tests/federated/test_deployment.py`` starts them as processes.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 FLOWER_BIN = Path(sys.executable).parent
 CONNECTION = "cardiorisk"  # the SuperLink connection's name in the Flower CLI config
+
+
+def flower_env(flwr_home: Path) -> dict[str, str]:
+    """The environment Flower's processes need: its CLI config, its executables.
+
+    A SuperLink and a SuperNode start further Flower executables by name
+    (``flower-superexec``), so this environment's ``bin`` leads ``PATH`` even
+    when the virtual environment is not activated.
+    """
+    path = os.pathsep.join([str(FLOWER_BIN), os.environ.get("PATH", "")])
+    return {**os.environ, "FLWR_HOME": str(flwr_home), "PATH": path}
 
 
 def superlink_command(certs: Path, port: int, auth: bool, database: Path) -> list[str]:

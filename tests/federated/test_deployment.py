@@ -4,7 +4,6 @@ processes, TLS on and SuperNode authentication on, completing two rounds."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import time
@@ -15,6 +14,7 @@ import torch
 
 from federated.certificates import make_test_certificates
 from federated.launch import (
+    flower_env,
     register_command,
     run_command,
     superlink_command,
@@ -50,7 +50,7 @@ def test_superlink_and_two_supernodes_over_tls_complete_two_rounds(
     assert paths["ca"].read_text().startswith("-----BEGIN CERTIFICATE-----")
     port = _free_port()
     superlink = f"127.0.0.1:{port}"
-    env = {**os.environ, "FLWR_HOME": str(tmp_path / "flwr")}
+    env = flower_env(tmp_path / "flwr")
     write_cli_config(tmp_path / "flwr", superlink, certs)
     processes, logs = [], {}
 
