@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
+from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss
 
@@ -66,7 +67,7 @@ def fit_affine(
     if method == "temperature":
 
         def loss(log_scale: float) -> float:
-            risk = 1 / (1 + np.exp(-np.exp(log_scale) * logits))
+            risk = expit(np.exp(log_scale) * logits)
             return log_loss(labels, np.clip(risk, 1e-7, 1 - 1e-7), labels=[0, 1])
 
         result = minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded")
@@ -120,8 +121,8 @@ def calibrate(
         entry = {"method": method, "scale": scale, "bias": bias}
         entry["n_validation"] = int(rows.sum())
         if len(np.unique(labels)) == 2:
-            before = 1 / (1 + np.exp(-logits[rows, column]))
-            after = 1 / (1 + np.exp(-(scale * logits[rows, column] + bias)))
+            before = expit(logits[rows, column])
+            after = expit(scale * logits[rows, column] + bias)
             entry["brier_before"] = float(brier_score_loss(labels, before))
             entry["brier_after"] = float(brier_score_loss(labels, after))
         summary[head] = entry
