@@ -565,6 +565,19 @@ def _png_image(name: str, content: bytes, notes: list[str]) -> Image:
 WINDOW_PERCENTILES = (1.0, 99.0)  # intensities mapped to 0 and 1
 
 
+def _box_reduced(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Average blocks of a much larger image first (Pillow's ``reduce``).
+
+    Down to no less than twice the model's side, so the later steps work on a
+    small array: an 8192-pixel image would otherwise be copied at full size
+    several times. The final resize does the rest.
+    """
+    factor = min(pixels.shape) // (2 * size)
+    if factor < 2:
+        return pixels
+    return np.asarray(PILImage.fromarray(pixels).reduce(factor), dtype=np.float32)
+
+
 def conform_image(image: Image, spec: ImagingSpec, source: str = "image") -> Image:
     """Pad to a square, resize to the model's size and map intensities to 0..1.
 
@@ -591,14 +604,21 @@ def conform_image(image: Image, spec: ImagingSpec, source: str = "image") -> Ima
         When the image holds no finite pixel or has a single intensity.
     """
     pixels = np.asarray(image.pixels, dtype=np.float32)
-    finite = np.isfinite(pixels)
-    if pixels.ndim != 2 or not finite.any():
+    if pixels.ndim != 2 or not np.isfinite(pixels).any():
         raise InputError(source, "pixels", "a 2-D image with finite values", "none")
+    darkest, brightest = float(np.nanmin(pixels)), float(np.nanmax(pixels))
+    if not brightest > darkest:
+        raise InputError(
+            source, "pixels", "more than one intensity", f"{darkest:g} only"
+        )
+    if np.isfinite(pixels).all():
+        pixels = _box_reduced(pixels, spec.size)
+    finite = np.isfinite(pixels)
     low, high = np.percentile(pixels[finite], WINDOW_PERCENTILES)
     if not high > low:  # a small bright object on a flat field: the full range
         low, high = float(pixels[finite].min()), float(pixels[finite].max())
-    if not high > low:
-        raise InputError(source, "pixels", "more than one intensity", f"{low:g} only")
+    if not high > low:  # detail finer than the model's pixels: a flat image
+        low, high = low, low + 1.0
 
     # Step 1: intensities to 0..1 (the window the model was trained with).
     scaled = np.clip((np.where(finite, pixels, low) - low) / (high - low), 0.0, 1.0)

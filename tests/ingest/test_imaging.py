@@ -400,3 +400,20 @@ def test_a_small_bright_object_on_a_black_field_is_kept():
     pixels[100:120, 100:120] = 255.0  # 0.6 % of the image: above the 99th percentile
     out = conform_image(Image(pixels=pixels, modality="PNG"), ImagingSpec(size=64))
     assert out.pixels.max() == pytest.approx(1.0) and out.pixels.min() == 0.0
+
+
+def test_a_huge_image_is_reduced_first_and_keeps_its_structure():
+    from ingest.config import ImagingSpec
+    from ingest.imaging import conform_image
+    from ingest.schema import Image
+
+    pixels = np.zeros((4096, 4096), dtype=np.float32)
+    pixels[:, 2048:] = 1000.0  # left half dark, right half bright
+    out = conform_image(Image(pixels=pixels, modality="CR"), ImagingSpec(size=64))
+    assert out.pixels.shape == (64, 64)
+    assert out.pixels[:, :28].max() < 0.05 and out.pixels[:, 36:].min() > 0.95
+    # Detail finer than the model's pixels averages out: flat, not an error.
+    checker = np.zeros((2048, 2048), dtype=np.float32)
+    checker[::2, ::2] = checker[1::2, 1::2] = 255.0
+    flat = conform_image(Image(pixels=checker, modality="PNG"), ImagingSpec(size=64))
+    assert np.ptp(flat.pixels) < 1e-6
