@@ -568,11 +568,12 @@ WINDOW_PERCENTILES = (1.0, 99.0)  # intensities mapped to 0 and 1
 def _box_reduced(pixels: np.ndarray, size: int) -> np.ndarray:
     """Average blocks of a much larger image first (Pillow's ``reduce``).
 
-    Down to no less than twice the model's side, so the later steps work on a
-    small array: an 8192-pixel image would otherwise be copied at full size
-    several times. The final resize does the rest.
+    Only images over four times the model's side, and down to no less than
+    that, so the later steps work on a small array: an 8192-pixel image would
+    otherwise be copied at full size several times. The final resize does the
+    rest; smaller images (the NIH chest X-rays) go to it unchanged.
     """
-    factor = min(pixels.shape) // (2 * size)
+    factor = min(pixels.shape) // (4 * size)
     if factor < 2:
         return pixels
     return np.asarray(PILImage.fromarray(pixels).reduce(factor), dtype=np.float32)
