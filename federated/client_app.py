@@ -21,22 +21,32 @@ from flwr.clientapp import ClientApp
 
 from federated.privacy import privatise_update
 from federated.strategy import COUNTS, EXAMPLES_KEY, WEIGHTS
-from fusion.config import load_model_config, load_training_config
+from fusion.config import (
+    ModelConfig,
+    TrainingConfig,
+    load_model_config,
+    load_training_config,
+)
 from fusion.model import FusedRiskModel, set_coverage, training_counts
 from fusion.stages import run_stage
 from ingest.cohort import load_cohort
-from ingest.config import load_data_config
+from ingest.config import DataConfig, load_data_config
 from modalities.batch import ModelInputs, encode_records
 
 logger = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=1)
+def configs() -> tuple[DataConfig, ModelConfig, TrainingConfig]:
+    """The data, model and training configuration (read once per process)."""
+    return load_data_config(), load_model_config(), load_training_config()
+
+
 @functools.lru_cache(maxsize=16)
 def site_inputs(cohort_dir: str, site: str, split: str) -> ModelInputs:
     """Load and encode one site's records of one split (cached per process)."""
-    config = load_data_config()
     records = load_cohort(Path(cohort_dir), sites=[site], splits=[split])
-    return encode_records(records, config)
+    return encode_records(records, configs()[0])
 
 
 def resolve_site(context: Context, config: ConfigRecord) -> tuple[str, str]:
@@ -75,11 +85,7 @@ def train(msg: Message, context: Context) -> Message:
         return _reply(msg, arrays, ArrayRecord(zeros), site, 0, 0.0)
 
     # Step 1: the global model, as sent, and what this site's labels cover.
-    data, model_config, training = (
-        load_data_config(),
-        load_model_config(),
-        load_training_config(),
-    )
+    data, model_config, training = configs()
     model = FusedRiskModel(data, model_config)
     model.load_state_dict(msg.content["arrays"].to_torch_state_dict())
     set_coverage(model, inputs)

@@ -17,41 +17,8 @@ from federated.strategy import CountWeighted, make_strategy
 logger = logging.getLogger(__name__)
 
 
-def make_server_app(
-    initial: ArrayRecord,
-    sites: list[str],
-    cohort_dir: str,
-    federated: FederatedConfig,
-    result: dict,
-    stages: list[str],
-    checkpoint_dir: str | None = None,
-    resume: ResumePoint | None = None,
-    run_hash: str = "",
-) -> ServerApp:
-    """Build the ServerApp for one federated run.
-
-    Parameters
-    ----------
-    initial : ArrayRecord
-        The starting global model.
-    sites : list of str
-        Site of each simulated SuperNode, by partition id.
-    cohort_dir : str
-        Cohort store each client reads its site from.
-    federated : FederatedConfig
-        Rounds of each stage, local epochs.
-    result : dict
-        Receives ``arrays`` (the final global model) and ``train_metrics`` (per
-        stage, per round).
-    stages : list of str
-        The stages to run, in order (`fusion.stages.enabled_stages`).
-    checkpoint_dir : str, optional
-        Where the global model of every round is written (`save_checkpoint`).
-    resume : ResumePoint, optional
-        Go on after this checkpoint's round instead of starting over (the
-        server optimiser's moments of ``fedadam`` start afresh).
-    run_hash : str
-        The run's configuration hash, written with each checkpoint.
+def make_server_app(**run: object) -> ServerApp:
+    """The simulation's ServerApp: `run_rounds` with ``run`` as its arguments.
 
     Returns
     -------
@@ -61,18 +28,7 @@ def make_server_app(
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        run_rounds(
-            grid,
-            initial,
-            sites,
-            cohort_dir,
-            federated,
-            result,
-            stages,
-            checkpoint_dir,
-            resume,
-            run_hash,
-        )
+        run_rounds(grid, **run)  # type: ignore[arg-type]
 
     return app
 
@@ -89,10 +45,36 @@ def run_rounds(
     resume: ResumePoint | None = None,
     run_hash: str = "",
 ) -> None:
-    """Every stage's rounds over the SuperNodes of ``grid`` (see `make_server_app`).
+    """Every stage's rounds over the SuperNodes of ``grid``.
 
-    Shared by the simulation and the deployed ServerApp
+    Shared by the simulation (`make_server_app`) and the deployed ServerApp
     (`federated.deployment`).
+
+    Parameters
+    ----------
+    grid : Grid
+        The connected SuperNodes.
+    initial : ArrayRecord
+        The starting global model.
+    sites : list of str
+        Site of each SuperNode (by partition id in a simulation).
+    cohort_dir : str
+        Cohort store a simulated client reads its site from (a deployed
+        SuperNode names its own).
+    federated : FederatedConfig
+        Strategy, rounds of each stage, local epochs, privacy.
+    result : dict
+        Receives ``arrays`` (the final global model), ``train_metrics`` (per
+        stage, per round) and, with differential privacy, ``privacy``.
+    stages : list of str
+        The stages to run, in order (`fusion.stages.enabled_stages`).
+    checkpoint_dir : str, optional
+        Where the global model of every round is written (`save_checkpoint`).
+    resume : ResumePoint, optional
+        Go on after this checkpoint's round instead of starting over (the
+        server optimiser's moments of ``fedadam`` start afresh).
+    run_hash : str
+        The run's configuration hash, written with each checkpoint.
     """
     arrays = ArrayRecord(resume.weights) if resume is not None else initial
     result["train_metrics"] = {}

@@ -75,12 +75,12 @@ def train_federated(
             raise CardioriskError("resuming needs the checkpoint folder of the run")
         point = resume_point(folder, stages, run_hash)
     server_app = make_server_app(
-        ArrayRecord(model.state_dict()),
-        sites,
-        str(cohort_dir),
-        federated,
-        result,
-        stages,
+        initial=ArrayRecord(model.state_dict()),
+        sites=sites,
+        cohort_dir=str(cohort_dir),
+        federated=federated,
+        result=result,
+        stages=stages,
         checkpoint_dir=str(folder) if folder is not None else None,
         resume=point,
         run_hash=run_hash,

@@ -82,8 +82,8 @@ def weighted_average_precision(
 
 
 VECTORISED = {
-    "auroc": weighted_auroc,
-    "average_precision_score": weighted_average_precision,
+    auroc: weighted_auroc,
+    average_precision_score: weighted_average_precision,
 }
 
 
@@ -120,7 +120,7 @@ def bootstrap_ci(
     weights = resample_weights(labels, n_resamples, seed)
     if not len(weights):
         return float("nan"), float("nan")
-    fast = VECTORISED.get(getattr(metric, "__name__", ""))
+    fast = VECTORISED.get(metric)
     if fast is not None:
         values = fast(labels, scores, weights)
     else:

@@ -605,16 +605,17 @@ def conform_image(image: Image, spec: ImagingSpec, source: str = "image") -> Ima
         When the image holds no finite pixel or has a single intensity.
     """
     pixels = np.asarray(image.pixels, dtype=np.float32)
-    if pixels.ndim != 2 or not np.isfinite(pixels).any():
+    finite = np.isfinite(pixels)
+    if pixels.ndim != 2 or not finite.any():
         raise InputError(source, "pixels", "a 2-D image with finite values", "none")
     darkest, brightest = float(np.nanmin(pixels)), float(np.nanmax(pixels))
     if not brightest > darkest:
         raise InputError(
             source, "pixels", "more than one intensity", f"{darkest:g} only"
         )
-    if np.isfinite(pixels).all():
+    if finite.all():
         pixels = _box_reduced(pixels, spec.size)
-    finite = np.isfinite(pixels)
+        finite = np.ones(pixels.shape, dtype=bool)
     low, high = np.percentile(pixels[finite], WINDOW_PERCENTILES)
     if not high > low:  # a small bright object on a flat field: the full range
         low, high = float(pixels[finite].min()), float(pixels[finite].max())

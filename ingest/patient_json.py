@@ -91,6 +91,7 @@ def parse_patient(
             )
         features[name] = value
     _check(features, registry, source, "features", None)
+    seen: dict[float, int] = {}  # years_before -> the visit that has it
     for number, step in enumerate(patient.timeline):
         _check(
             step.values,
@@ -100,8 +101,6 @@ def parse_patient(
             timeline_features,
         )
         _check_visit_age(step.years_before, step.values, features, source, number)
-    seen: dict[float, int] = {}
-    for number, step in enumerate(patient.timeline):
         if step.years_before in seen:
             raise InputError(
                 source,
