@@ -228,6 +228,7 @@ def _run_training(
     skip: str | None,
     centralised: bool,
     verbose: bool,
+    *,
     full: bool,
     strategy: str | None = None,
     dp: bool = False,
@@ -367,11 +368,11 @@ def train(
         skip,
         centralised,
         verbose,
-        False,
-        strategy,
-        dp,
-        resume,
-        from_current,
+        full=False,
+        strategy=strategy,
+        dp=dp,
+        resume=resume,
+        from_current=from_current,
     )
     _, _, _, metadata = load_version(load_settings().models_path(), version)
     table = Table(title=f"model version {version}: held-out AUROC")
