@@ -232,6 +232,7 @@ def _run_training(
     full: bool,
     strategy: str | None = None,
     dp: bool = False,
+    secure_aggregation: bool = False,
     resume: bool = False,
     from_current: bool = False,
 ) -> str:
@@ -256,6 +257,10 @@ def _run_training(
         overrides = {"num_rounds": rounds, "strategy": strategy}
         if dp:
             overrides["privacy"] = federated.privacy.model_dump() | {"enabled": True}
+        if secure_aggregation:
+            overrides["secure_aggregation"] = (
+                federated.secure_aggregation.model_dump() | {"enabled": True}
+            )
         federated = _overridden(federated, overrides)
         training = load_training_config()
         if skip:
@@ -337,6 +342,14 @@ def train(
             "(settings in configs/federated.yaml); the spent budget is printed.",
         ),
     ] = False,
+    secure_aggregation: Annotated[
+        bool,
+        typer.Option(
+            "--secure-aggregation",
+            help="SecAgg+: the server sees only the sum of the sites' updates "
+            "(settings in configs/federated.yaml).",
+        ),
+    ] = False,
     resume: Annotated[
         bool,
         typer.Option(
@@ -371,6 +384,7 @@ def train(
         full=False,
         strategy=strategy,
         dp=dp,
+        secure_aggregation=secure_aggregation,
         resume=resume,
         from_current=from_current,
     )
@@ -835,6 +849,13 @@ def run_federation(
     out: Annotated[Path, typer.Option(help="Model, history, checkpoints.")] = (
         PROJECT_ROOT / "var" / "deployment"
     ),
+    secure_aggregation: Annotated[
+        bool,
+        typer.Option(
+            "--secure-aggregation",
+            help="SecAgg+: the SuperLink sees only the sum of the sites' updates.",
+        ),
+    ] = False,
 ) -> None:
     """Submit a training run to the SuperLink and stream its log."""
     from federated.launch import run_command, write_cli_config
@@ -844,6 +865,7 @@ def run_federation(
         "num-rounds": rounds,
         "strategy": strategy,
         "sites": sites,
+        "secure-aggregation": secure_aggregation,
         "out-dir": str(out.resolve()),
     }
     _exec(run_command(PROJECT_ROOT, settings))

@@ -311,6 +311,7 @@ def train_and_evaluate(
         "training": "federated (Flower simulation)",
         "parent_version": parent,
         "strategy": federated.strategy,
+        "secure_aggregation": federated.secure_aggregation.enabled,
         "stages": stages,
         "rounds": {
             "pretraining": federated.pretraining_rounds

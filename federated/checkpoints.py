@@ -3,9 +3,11 @@
 Each checkpoint is ``<dir>/<stage>-round-<i>.pt`` (the global weights, a torch
 state dict) beside ``<stage>-round-<i>.json``: the stage, the round and the
 stage's rounds, the strategy, the sites, the round's aggregated metrics and a
-hash of the run's configuration. `resume_point` finds where a run stopped, so
-training can go on from its last round instead of starting over; a checkpoint
-whose configuration hash differs from the run's is refused by name.
+hash of the run's configuration. A strategy that learns on the server
+(FedAdam's moments) adds ``<stage>-round-<i>.server.pt``. `resume_point` finds
+where a run stopped, so training can go on from its last round instead of
+starting over; a checkpoint whose configuration hash differs from the run's is
+refused by name.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from flwr.app import ArrayRecord
 
@@ -43,11 +46,19 @@ def save_checkpoint(
     server_round: int,
     arrays: ArrayRecord,
     metadata: dict,
+    server_state: dict[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write the global model of one round and its metadata; return the .pt path."""
+    """Write the global model of one round and its metadata; return the .pt path.
+
+    ``server_state``, when not empty, is the strategy's own state
+    (`federated.strategy.CountWeighted.server_state`).
+    """
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"{stage}-round-{server_round}"
     torch.save(arrays.to_torch_state_dict(), stem.with_suffix(".pt"))
+    if server_state:
+        tensors = {k: torch.from_numpy(np.array(v)) for k, v in server_state.items()}
+        torch.save(tensors, stem.with_suffix(".server.pt"))
     record = {"stage": stage, "round": server_round, "saved": time.time(), **metadata}
     stem.with_suffix(".json").write_text(json.dumps(record, indent=1), "utf-8")
     return stem.with_suffix(".pt")
@@ -61,6 +72,7 @@ class ResumePoint:
     round: int
     weights: dict[str, torch.Tensor]
     metadata: dict
+    server_state: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def resume_point(folder: Path, stages: list[str], expected_hash: str) -> ResumePoint:
@@ -88,10 +100,17 @@ def resume_point(folder: Path, stages: list[str], expected_hash: str) -> ResumeP
             "resumes only the run that wrote it"
         )
     weights = torch.load(meta_path.with_suffix(".pt"), weights_only=True)
+    server_path = meta_path.with_suffix(".server.pt")
+    server_state = {}
+    if server_path.exists():
+        loaded = torch.load(server_path, weights_only=True)
+        server_state = {k: v.numpy() for k, v in loaded.items()}
     logger.info(
         "resuming after %s round %d of %d",
         metadata["stage"],
         metadata["round"],
         metadata.get("rounds", metadata["round"]),
     )
-    return ResumePoint(metadata["stage"], int(metadata["round"]), weights, metadata)
+    return ResumePoint(
+        metadata["stage"], int(metadata["round"]), weights, metadata, server_state
+    )

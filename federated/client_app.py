@@ -20,6 +20,7 @@ from flwr.app import (
 from flwr.clientapp import ClientApp
 
 from federated.privacy import privatise_update
+from federated.secure_aggregation import secure_aggregation_mod
 from federated.strategy import COUNTS, EXAMPLES_KEY, WEIGHTS
 from fusion.config import (
     ModelConfig,
@@ -62,7 +63,8 @@ def resolve_site(context: Context, config: ConfigRecord) -> tuple[str, str]:
     return sites[int(node["partition-id"])], str(config["cohort-dir"])
 
 
-app = ClientApp()
+# Rounds run with SecAgg+ pass through its client mod; others go straight in.
+app = ClientApp(mods=[secure_aggregation_mod])
 
 
 @app.train()
@@ -92,7 +94,7 @@ def train(msg: Message, context: Context) -> Message:
 
     # Step 2: local epochs of the stage (a site with nothing to learn in it,
     # e.g. alignment with one modality, sends the model back unchanged).
-    server_round = int(config["server-round"])
+    server_round = int(config["server-round"]) + int(config.get("round-offset", 0))
     seed = int(
         hashlib.sha256(f"{site}:{stage}:{server_round}".encode()).hexdigest()[:8], 16
     )

@@ -19,6 +19,22 @@ class PrivacyConfig(BaseModel):
     delta: float = Field(1e-5, gt=0, lt=1)
 
 
+class SecureAggregationConfig(BaseModel):
+    """SecAgg+ of the sites' updates (see `federated.secure_aggregation`)."""
+
+    enabled: bool = False
+    num_shares: int | float = Field(
+        1.0, gt=0, description="shares of each site's keys (a fraction: of the sites)"
+    )
+    reconstruction_threshold: int | float = Field(
+        0.5, gt=0, description="shares that rebuild a key (a fraction: of the shares)"
+    )
+    clipping_range: float = Field(2.0, gt=0)
+    quantization_range: int = Field(2**24, gt=0, le=2**31)
+    max_examples: int = Field(10_000, gt=0)
+    timeout: float | None = Field(600.0, gt=0)
+
+
 class FederatedConfig(BaseModel):
     """``configs/federated.yaml``."""
 
@@ -31,6 +47,9 @@ class FederatedConfig(BaseModel):
     server_learning_rate: float = Field(0.01, gt=0)
     client_cpus: float = Field(1.0, gt=0)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    secure_aggregation: SecureAggregationConfig = Field(
+        default_factory=SecureAggregationConfig
+    )
 
 
 def load_federated_config(config_dir: Path | None = None) -> FederatedConfig:

@@ -10,6 +10,8 @@ config (``[tool.flwr.app.config]`` in ``pyproject.toml``, or ``flwr run
 
 - ``num-rounds``, ``local-epochs``, ``strategy``: as in ``configs/federated.yaml``;
 - ``stages``: comma-separated stages to run (default: those enabled);
+- ``secure-aggregation``: ``true`` to sum the sites' updates with SecAgg+
+  (`federated.secure_aggregation`; default ``false``);
 - ``sites``: the sites expected (their number is the nodes each round needs);
 - ``out-dir``: where the final global model (``model.pt``) and the round
   history (``history.json``) are written; checkpoints go to its
@@ -60,6 +62,11 @@ def main(grid: Grid, context: Context) -> None:
         if name in run
     }
     federated = load_federated_config().model_copy(update=overrides)
+    if "secure-aggregation" in run:
+        secure = federated.secure_aggregation.model_copy(
+            update={"enabled": bool(run["secure-aggregation"])}
+        )
+        federated = federated.model_copy(update={"secure_aggregation": secure})
     training = load_training_config()
     stages = (
         str(run["stages"]).split(",") if run.get("stages") else enabled_stages(training)
@@ -92,6 +99,7 @@ def main(grid: Grid, context: Context) -> None:
         "privacy": result.get("privacy"),
         "sites": sites,
         "strategy": federated.strategy,
+        "secure_aggregation": federated.secure_aggregation.enabled,
     }
     (out / "history.json").write_text(json.dumps(history, indent=1), "utf-8")
     logger.info("deployment run finished; model and history in %s", out)

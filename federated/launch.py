@@ -96,11 +96,17 @@ def register_command(certs: Path, site: str) -> list[str]:
 
 def run_command(app_dir: Path, settings: dict[str, object]) -> list[str]:
     """``flwr run`` of the cardiorisk Flower App with run-config overrides."""
-    pairs = " ".join(
-        f'{key}="{value}"' if isinstance(value, str) else f"{key}={value}"
-        for key, value in settings.items()
-    )
+    pairs = " ".join(f"{key}={_toml(value)}" for key, value in settings.items())
     return [
         str(FLOWER_BIN / "flwr"), "run", str(app_dir), CONNECTION,
         "--run-config", pairs, "--stream",
     ]  # fmt: skip
+
+
+def _toml(value: object) -> str:
+    """A run-config value as TOML writes it (``true``, ``2``, ``"a,b"``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)

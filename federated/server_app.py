@@ -12,6 +12,8 @@ from flwr.serverapp import Grid, ServerApp
 from federated.checkpoints import ResumePoint, save_checkpoint
 from federated.config import FederatedConfig
 from federated.privacy import spent_budget
+from federated.secure_aggregation import SecureAggregationGrid
+from federated.secure_aggregation import train_config as secure_train_config
 from federated.strategy import CountWeighted, make_strategy
 
 logger = logging.getLogger(__name__)
@@ -71,11 +73,16 @@ def run_rounds(
     checkpoint_dir : str, optional
         Where the global model of every round is written (`save_checkpoint`).
     resume : ResumePoint, optional
-        Go on after this checkpoint's round instead of starting over (the
-        server optimiser's moments of ``fedadam`` start afresh).
+        Go on after this checkpoint's round instead of starting over, with the
+        strategy's own state (``fedadam``'s moments) as it was.
     run_hash : str
         The run's configuration hash, written with each checkpoint.
     """
+    if federated.secure_aggregation.enabled and len(sites) < 2:
+        raise ValueError(
+            "secure_aggregation.enabled: SecAgg+ sums the updates of two or more "
+            f"sites; this run has {len(sites)}"
+        )
     arrays = ArrayRecord(resume.weights) if resume is not None else initial
     result["train_metrics"] = {}
     for stage, rounds in stage_rounds(federated, stages):
@@ -91,17 +98,25 @@ def run_rounds(
             server_learning_rate=federated.server_learning_rate,
         )
         strategy.round_offset = done
+        if resume is not None and stage == resume.stage:
+            strategy.load_server_state(resume.server_state)
+        stage_grid: Grid = grid
+        if federated.secure_aggregation.enabled:
+            strategy.secure = SecureAggregationGrid(grid, federated.secure_aggregation)
+            stage_grid = strategy.secure
         outcome = strategy.start(
-            grid=grid,
+            grid=stage_grid,
             initial_arrays=arrays,
             num_rounds=rounds - done,
             train_config=ConfigRecord(
                 {
                     "stage": stage,
+                    "round-offset": done,  # a resumed stage's rounds go on counting
                     "local-epochs": federated.local_epochs,
                     "sites": ",".join(sites),
                     "cohort-dir": cohort_dir,
                     **privacy_config(federated),
+                    **secure_train_config(federated.secure_aggregation),
                 }
             ),
             evaluate_fn=_checkpointer(
@@ -176,6 +191,7 @@ def _checkpointer(
                 "metrics": dict(strategy.last_metrics or {}),
                 "config_hash": run_hash,
             },
+            strategy.server_state(),
         )
 
     return save

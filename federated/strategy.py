@@ -16,17 +16,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx
 
+if TYPE_CHECKING:
+    from federated.secure_aggregation import SecureAggregationGrid
+
 logger = logging.getLogger(__name__)
 
 EXAMPLES_KEY = "num-examples"
 WEIGHTS = "arrays"
 COUNTS = "counts"
+LEFT_OUT = "left-out"  # a site's own reason to leave itself out (secure rounds)
+CLIPPED = "secure-clipped-values"
 
 
 class CountWeighted(FedAvg):
@@ -46,6 +52,7 @@ class CountWeighted(FedAvg):
     """
 
     current: ArrayRecord | None = None
+    secure: SecureAggregationGrid | None = None  # set when SecAgg+ is on
     stage = "supervised"
     num_rounds = 0
     round_offset = 0  # rounds of this stage done before (a resumed run)
@@ -64,7 +71,7 @@ class CountWeighted(FedAvg):
         """Average each parameter element over the sites that trained it.
 
         Replies that carry an error (a client that failed or dropped out) or
-        that cannot be aggregated (`_problem`) are left out; the round goes on
+        that cannot be aggregated (`reply_problem`) are left out; the round goes on
         with the rest, and its one log line names both.
         """
         replies = list(replies)
@@ -77,16 +84,20 @@ class CountWeighted(FedAvg):
                     f"(failed: {(reason[-1] if reason else 'no reason')[:80]})"
                 )
                 continue
-            problem = _problem(message.content, self.current)
+            if self.secure is not None:
+                problem = secure_reply_problem(message.content)
+            else:
+                problem = reply_problem(message.content, self.current)
             if problem:
                 left_out.append(f"{_site(message)} ({problem})")
             else:
                 usable.append(message)
-        head = (
-            f"{self.stage} round {server_round + self.round_offset}/{self.num_rounds}"
-        )
+        head = f"{self.stage} round {self.stage_round(server_round)}/{self.num_rounds}"
         dropped = f"; left out: {', '.join(left_out)}" if left_out else ""
-        if not usable or self.current is None:
+        if self.secure is not None and self.secure.halted:
+            dropped += f"; {self.secure.halted}"
+        unmerged = self.secure is not None and self.secure.merged is None
+        if not usable or self.current is None or unmerged:
             logger.warning(
                 "%s: no usable reply from %d site(s)%s; model unchanged",
                 head,
@@ -95,20 +106,37 @@ class CountWeighted(FedAvg):
             )
             return None, None
         contents = [message.content for message in usable]
-        arrays = aggregate_by_counts(contents, self.current)
+        if self.secure is None:
+            arrays = aggregate_by_counts(contents, self.current)
+        else:
+            # The weights stayed masked; the secure sums give the average.
+            arrays = self.secure.merged
+            _warn_clipped(head, usable)
         metrics = self.train_metrics_aggr_fn(contents, self.weighted_by_key)
         loss = metrics.get("train-loss", float("nan")) if metrics else float("nan")
         self.last_metrics = metrics
         logger.info(
-            "%s: %d/%d sites used (%s)%s, train loss %.4f",
+            "%s: %d/%d sites used (%s)%s%s, train loss %.4f",
             head,
             len(usable),
             len(replies),
             ", ".join(sorted(_site(message) for message in usable)),
+            ", securely aggregated" if self.secure is not None else "",
             dropped,
             loss,
         )
         return arrays, metrics
+
+    def stage_round(self, server_round: int) -> int:
+        """The round of the stage ``server_round`` of this run is (after a resume)."""
+        return server_round + self.round_offset
+
+    def server_state(self) -> dict[str, np.ndarray]:
+        """What the server itself learns across rounds, for checkpoints (none)."""
+        return {}
+
+    def load_server_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore `server_state` from a checkpoint (nothing to restore)."""
 
 
 class FedAvgByExamples(CountWeighted):
@@ -120,24 +148,54 @@ class FedProxByExamples(FedProx, CountWeighted):
 
 
 class FedAdamByExamples(FedAdam, CountWeighted):
-    """``fedadam``: an Adam step along the count-weighted pseudo-gradient."""
+    """``fedadam``: an Adam step along the count-weighted pseudo-gradient.
+
+    Its moments (``m_t``, ``v_t``) and the round number of the bias correction
+    carry over a resumed run (`server_state`), so a run stopped and resumed
+    takes the same steps as one that never stopped.
+    """
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         """The Adam step; a step that is not finite leaves the model as it was."""
-        arrays, metrics = super().aggregate_train(server_round, replies)
+        # FedAdam's bias correction counts the stage's rounds, not this run's.
+        stage_round = server_round + self.round_offset
+        arrays, metrics = super().aggregate_train(stage_round, replies)
         if arrays is not None and not all(
             np.isfinite(arrays[name].numpy()).all() for name in arrays.keys()
         ):
             logger.warning(
                 "%s round %d/%d: the Adam step is not finite; model unchanged",
                 self.stage,
-                server_round + self.round_offset,
+                stage_round,
                 self.num_rounds,
             )
             return None, metrics
         return arrays, metrics
+
+    def stage_round(self, server_round: int) -> int:
+        """Already the stage's round (`aggregate_train` added the offset)."""
+        return server_round
+
+    def server_state(self) -> dict[str, np.ndarray]:
+        """Adam's first and second moments, one entry per parameter each."""
+        state = {}
+        for moment in ("m_t", "v_t"):
+            for name, value in (getattr(self, moment) or {}).items():
+                state[f"{moment}.{name}"] = np.asarray(value)
+        return state
+
+    def load_server_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore the moments saved by `server_state`."""
+        for moment in ("m_t", "v_t"):
+            prefix = f"{moment}."
+            values = {
+                key.removeprefix(prefix): np.asarray(value)
+                for key, value in state.items()
+                if key.startswith(prefix)
+            }
+            setattr(self, moment, values or None)
 
 
 STRATEGIES = {
@@ -227,7 +285,7 @@ def aggregate_by_counts(
     return ArrayRecord(result)
 
 
-def _problem(content: RecordDict, current: ArrayRecord | None) -> str | None:
+def reply_problem(content: RecordDict, current: ArrayRecord | None) -> str | None:
     """Why a reply cannot be aggregated, or None when it can."""
     if WEIGHTS not in content.array_records or COUNTS not in content.array_records:
         return f"expected ArrayRecords '{WEIGHTS}' and '{COUNTS}'"
@@ -244,6 +302,35 @@ def _problem(content: RecordDict, current: ArrayRecord | None) -> str | None:
         if (counts[name].numpy() < 0).any():
             return f"negative example counts for '{name}'"
     return None
+
+
+def secure_reply_problem(content: RecordDict) -> str | None:
+    """Why a site's securely aggregated reply is left out, or None.
+
+    Its weights stayed masked, so the site checked them itself
+    (`federated.secure_aggregation.masked_sum_content`) and says why it
+    uploaded zeros.
+    """
+    if LEFT_OUT in content.config_records:
+        return str(content[LEFT_OUT].get("reason", "left itself out"))
+    if EXAMPLES_KEY not in next(iter(content.metric_records.values()), {}):
+        return f"metrics lack '{EXAMPLES_KEY}'"
+    return None
+
+
+def _warn_clipped(head: str, replies: list[Message]) -> None:
+    """Log the sites that clipped values of their secure upload."""
+    for message in replies:
+        metrics = next(iter(message.content.metric_records.values()), {})
+        clipped = int(metrics.get(CLIPPED, 0))
+        if clipped:
+            logger.warning(
+                "%s: %s clipped %d values of its secure upload to "
+                "secure_aggregation.clipping_range",
+                head,
+                _site(message),
+                clipped,
+            )
 
 
 def _site(message: Message) -> str:

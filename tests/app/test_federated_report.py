@@ -33,6 +33,7 @@ def test_local_federated_private_and_pooled_on_the_same_patients(
     path = write_federated_report(results, "pytest", tmp_path)
     text = path.read_text()
     assert "| all sites |" in text and "FLamby" in text and "epsilon" in text
+    assert "federated + SecAgg+" in text and "Secure aggregation" in text
     saved = json.loads((tmp_path / "federated.json").read_text())
     assert np.isclose(
         saved["heads"]["heart_disease"][-1]["federated"], rows[-1]["federated"]

@@ -62,3 +62,34 @@ def test_a_checkpoint_of_another_configuration_is_refused(tmp_path):
         resume_point(tmp_path, ["supervised"], "def")
     with pytest.raises(CardioriskError, match="no checkpoint"):
         resume_point(tmp_path / "empty", ["supervised"], "def")
+
+
+@pytest.mark.slow
+def test_a_resumed_fedadam_run_takes_the_steps_of_one_that_never_stopped(
+    small_cohort, small_config, tmp_path
+):
+    config = FederatedConfig(
+        num_rounds=2, local_epochs=1, strategy="fedadam", server_learning_rate=0.05
+    )
+    torch.manual_seed(0)
+    start = FusedRiskModel(small_config, load_model_config()).state_dict()
+    straight = FusedRiskModel(small_config, load_model_config())
+    straight.load_state_dict(start)
+    simulation.train_federated(
+        straight, SITES, small_cohort, config, checkpoint_dir=tmp_path
+    )
+    [folder] = list(tmp_path.iterdir())
+    moments = torch.load(folder / "supervised-round-1.server.pt", weights_only=True)
+    assert {k.split(".")[0] for k in moments} == {"m_t", "v_t"}
+    assert any(v.abs().sum() > 0 for v in moments.values())
+
+    # Stop after round 1, resume: round 2 starts from round 1's moments.
+    for suffix in (".pt", ".json", ".server.pt"):
+        (folder / f"supervised-round-2{suffix}").unlink()
+    resumed = FusedRiskModel(small_config, load_model_config())
+    resumed.load_state_dict(start)
+    simulation.train_federated(
+        resumed, SITES, small_cohort, config, checkpoint_dir=tmp_path, resume=True
+    )
+    for name, value in straight.state_dict().items():
+        assert torch.allclose(resumed.state_dict()[name], value, atol=1e-6), name

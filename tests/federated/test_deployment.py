@@ -1,5 +1,6 @@
 """A deployed federation on 127.0.0.1: a SuperLink and two SuperNodes as separate
-processes, TLS on and SuperNode authentication on, completing two rounds."""
+processes, TLS on, SuperNode authentication on and SecAgg+ on, completing two
+rounds; a third SuperNode whose key was never registered is refused."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from federated.launch import (
 
 PROJECT = Path(__file__).resolve().parents[2]
 SITES = ["uci_cleveland", "uci_hungarian"]
+INTRUDER = "uci_switzerland"  # has a key pair, never registered
 
 
 def _free_port() -> int:
@@ -42,11 +44,11 @@ def _wait_for(path: Path, needle: str, seconds: float) -> None:
 
 
 @pytest.mark.slow
-def test_superlink_and_two_supernodes_over_tls_complete_two_rounds(
+def test_superlink_and_two_supernodes_over_tls_complete_two_secure_rounds(
     small_cohort, tmp_path
 ):
     certs = tmp_path / "certs"
-    paths = make_test_certificates(certs, SITES)
+    paths = make_test_certificates(certs, [*SITES, INTRUDER])
     assert paths["ca"].read_text().startswith("-----BEGIN CERTIFICATE-----")
     port = _free_port()
     superlink = f"127.0.0.1:{port}"
@@ -82,7 +84,7 @@ def test_superlink_and_two_supernodes_over_tls_complete_two_rounds(
                 timeout=60,
             )
             assert registered.returncode == 0, registered.stdout + registered.stderr
-        for site in SITES:
+        for site in [*SITES, INTRUDER]:
             start(
                 site,
                 supernode_command(
@@ -99,6 +101,7 @@ def test_superlink_and_two_supernodes_over_tls_complete_two_rounds(
                     "num-rounds": 2,
                     "sites": ",".join(SITES),
                     "stages": "supervised",
+                    "secure-aggregation": True,
                     "out-dir": str(out),
                 },
             ),
@@ -110,6 +113,7 @@ def test_superlink_and_two_supernodes_over_tls_complete_two_rounds(
         )
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         _wait_for(out / "history.json", "train_metrics", 120)
+        _wait_for(logs[INTRUDER], "Failed to activate SuperNode", 60)
     finally:
         for process in processes:
             process.terminate()
@@ -121,12 +125,20 @@ def test_superlink_and_two_supernodes_over_tls_complete_two_rounds(
 
     history = json.loads((out / "history.json").read_text())
     assert list(history["train_metrics"]["supervised"]) == ["1", "2"]
-    assert history["sites"] == SITES
+    assert history["sites"] == SITES and history["secure_aggregation"]
     model = torch.load(out / "model.pt", weights_only=True)
     assert all(torch.isfinite(v).all() for v in model.values())
     assert sorted(p.name for p in (out / "checkpoints").iterdir())[-1] == (
         "supervised-round-2.pt"
     )
     # TLS on: the SuperNodes reached the SuperLink over https, as registered nodes.
-    assert "https://" in logs["superlink"].read_text()
-    assert "Activated node_id" in logs["superlink"].read_text()
+    link = logs["superlink"].read_text()
+    assert "https://" in link
+    assert link.count("Activated node_id") == 2
+    # The unregistered key was refused, and that SuperNode gave up.
+    assert "No SuperNode found with the given public key" in link
+    assert "Failed to activate SuperNode" in logs[INTRUDER].read_text()
+    assert processes[-1].returncode not in (None, 0)
+    # SecAgg+: four exchanges per round with each site, and the round lines.
+    assert link.count("Push replies from node_id") == 4 * 2 * len(SITES)
+    assert "securely aggregated" in run.stdout + run.stderr

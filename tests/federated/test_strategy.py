@@ -2,7 +2,7 @@ import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord, MetricRecord, RecordDict
 
-from federated.strategy import _problem, aggregate_by_counts
+from federated.strategy import aggregate_by_counts, reply_problem
 from fusion.config import load_model_config
 from fusion.model import FusedRiskModel, training_counts
 from ingest.schema import ECG, PatientRecord
@@ -53,12 +53,12 @@ def test_untrained_elements_keep_the_global_value():
 def test_non_finite_or_malformed_replies_are_refused():
     current = _reply(0.0, {})["arrays"]
     bad = _reply(float("nan"), {"fusion.w": 1.0})
-    assert "non-finite" in _problem(bad, current)
+    assert "non-finite" in reply_problem(bad, current)
     missing = RecordDict(
         {"arrays": current, "metrics": MetricRecord({"num-examples": 1.0})}
     )
-    assert "counts" in _problem(missing, current)
-    assert _problem(_reply(1.0, {"fusion.w": 1.0}), current) is None
+    assert "counts" in reply_problem(missing, current)
+    assert reply_problem(_reply(1.0, {"fusion.w": 1.0}), current) is None
 
 
 def test_training_counts_follow_what_each_record_holds(data_config):
