@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -15,8 +15,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.fhir_out import risk_assessment
-from app.schemas import Health, PredictionResult
-from app.service import PatientInput, PredictionService
+from app.held import HeldPredictions
+from app.schemas import Explanation, Health, PredictionResult
+from app.service import NotHeldError, PatientInput, PredictionService
 from app.settings import AppSettings, load_settings
 from ingest.ecg import read_ecg_upload, read_wfdb_upload
 from ingest.errors import CardioriskError, InputError
@@ -49,7 +50,11 @@ def create_app(
     """
     settings = settings or load_settings()
     factory = service_factory or (
-        lambda s: PredictionService(s.models_path(), s.model_version)
+        lambda s: PredictionService(
+            s.models_path(),
+            s.model_version,
+            HeldPredictions(s.explanations_kept, s.explanations_minutes),
+        )
     )
     api = FastAPI(
         title="cardiorisk",
@@ -92,6 +97,31 @@ def create_app(
                 status_code=500,
                 content={"detail": "internal error; the request was not saved"},
             )
+
+    @api.get(
+        "/v1/predictions/{prediction_id}/explanation",
+        response_model=Explanation,
+        tags=["predictions"],
+        responses={404: {"description": "The prediction is not (or no longer) held"}},
+    )
+    def explanation(
+        prediction_id: str,
+        language: Annotated[
+            Literal["en", "vi"], Query(description="Language of the paragraphs.")
+        ] = "en",
+    ) -> dict:
+        """Explain a prediction made earlier by this service, from input to score.
+
+        Attributions (Integrated Gradients and Feature Ablation) per input, per
+        ECG lead and sample, per earlier visit; exact modality Shapley shares;
+        the clinical concepts (TCAV) the record's state aligns with, with SNOMED
+        CT codes; anomalies per source; the traditional score beside the model;
+        and a plain-language paragraph per head.
+        """
+        try:
+            return api.state.service.explanation(prediction_id, language)
+        except NotHeldError as error:
+            raise HTTPException(status_code=404, detail=str(error)) from error
 
     @api.get("/health", response_model=Health, tags=["service"])
     def health() -> Health:

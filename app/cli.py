@@ -26,6 +26,7 @@ from ingest.config import PROJECT_ROOT, data_dir, load_data_config
 from ingest.errors import CardioriskError
 
 if TYPE_CHECKING:
+    from app.service import PatientInput, PredictionService
     from federated.config import FederatedConfig
     from ingest.schema import ECG, Image
 
@@ -510,51 +511,14 @@ def predict(
 ) -> None:
     """Risk per head, band, top five reasons and modality contributions."""
     from app.fhir_out import risk_assessment
-    from app.service import PredictionService
-    from app.settings import load_settings
 
     started = time.perf_counter()
     try:
-        if not patient.is_file():
-            what = "a directory" if patient.is_dir() else "no such file"
-            raise CardioriskError(f"{patient}: expected a JSON file, found {what}")
-        try:
-            payload = json.loads(patient.read_text(encoding="utf-8-sig"))
-        except json.JSONDecodeError as error:
-            raise CardioriskError(
-                f"{patient.name}: expected a JSON object, found invalid JSON "
-                f"(line {error.lineno})"
-            ) from error
-        except UnicodeDecodeError as error:
-            raise CardioriskError(
-                f"{patient.name}: expected UTF-8 JSON, found other bytes"
-            ) from error
-        except RecursionError as error:
-            raise CardioriskError(
-                f"{patient.name}: expected a JSON object, found too deep nesting"
-            ) from error
-        if not isinstance(payload, dict):
-            found = type(payload).__name__
-            raise CardioriskError(
-                f"{patient.name}: expected a JSON object, found {found}"
-            )
         if as_json and as_fhir:
             raise CardioriskError("--json and --fhir: choose one answer format")
-        service = PredictionService(load_settings().models_path(), version)
-        signal = _read_ecg_option(ecg, ecg_fs) if ecg is not None else None
-        image_notes: list[str] = []
-        picture = _read_image_option(image, image_notes) if image else None
-        read = service.record(
-            payload,
-            signal,
-            patient.name,
-            ecg.name if ecg is not None else "ecg",
-            image=picture,
-            image_source=image.name if image is not None else "image",
-            image_notes=image_notes,
+        service, read, signal = _read_patient(
+            patient, ecg, ecg_fs, image, version, language
         )
-        if language not in ("en", "vi"):
-            raise CardioriskError(f"--language: expected en or vi, found {language!r}")
         result = service.predict(
             read.record, warnings=read.warnings, language=language, ecg=signal
         )
@@ -570,6 +534,117 @@ def predict(
         return
     _print_result(result, language)
     console.print(f"\nanswered in {elapsed:.2f} s")
+
+
+@cli.command()
+def explain(
+    patient: Annotated[
+        Path,
+        typer.Argument(help="Patient JSON: the native schema or a FHIR R4 Bundle."),
+    ],
+    ecg: Annotated[
+        Path | None,
+        typer.Option(
+            help="ECG: a WFDB record (.hea with its signal files), a DICOM 12-lead "
+            "waveform (.dcm) or a CSV with one column per lead."
+        ),
+    ] = None,
+    ecg_fs: Annotated[
+        float | None, typer.Option(help="Sampling frequency (Hz) of a CSV ECG.")
+    ] = None,
+    image: Annotated[
+        Path | None,
+        typer.Option(help="A medical image: DICOM (.dcm) or PNG (de-identified)."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the structured explanation.")
+    ] = False,
+    version: Annotated[
+        str | None, typer.Option(help="Model version (default current).")
+    ] = None,
+    language: Annotated[str, typer.Option(help="Language: en or vi.")] = "en",
+) -> None:
+    """Explain each risk, from input to score, in plain language.
+
+    Attributions, modality shares, clinical concepts, anomalies and the
+    traditional score, per head.
+    """
+    started = time.perf_counter()
+    try:
+        service, read, signal = _read_patient(
+            patient, ecg, ecg_fs, image, version, language
+        )
+        result = service.predict(
+            read.record, warnings=read.warnings, language=language, ecg=signal
+        )
+        explained = service.explanation(result.prediction_id, language)
+    except CardioriskError as error:
+        _fail(error)
+    elapsed = time.perf_counter() - started
+    if as_json:
+        print(json.dumps(explained, indent=1))
+        return
+    t = functools.partial(translate, language=language)
+    console.print(t("results.model_version", version=explained["model_version"]))
+    for warning in read.warnings + result.warnings:
+        console.print(f"[yellow]{warning}[/]")
+    for entry in explained["heads"]:
+        console.print(f"\n[bold]{t('head.' + entry['head'])}[/]")
+        console.print(entry["paragraph"])
+    if not explained["concepts_learned"]:
+        console.print(f"\n[dim]{t('explain.no_concepts')}[/]")
+    console.print(f"\nexplained in {elapsed:.2f} s")
+
+
+def _read_patient(
+    patient: Path,
+    ecg: Path | None,
+    ecg_fs: float | None,
+    image: Path | None,
+    version: str | None,
+    language: str,
+) -> tuple[PredictionService, PatientInput, ECG | None]:
+    """The service and the patient of ``predict`` and ``explain``, checked."""
+    from app.service import PredictionService
+    from app.settings import load_settings
+
+    if not patient.is_file():
+        what = "a directory" if patient.is_dir() else "no such file"
+        raise CardioriskError(f"{patient}: expected a JSON file, found {what}")
+    try:
+        payload = json.loads(patient.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as error:
+        raise CardioriskError(
+            f"{patient.name}: expected a JSON object, found invalid JSON "
+            f"(line {error.lineno})"
+        ) from error
+    except UnicodeDecodeError as error:
+        raise CardioriskError(
+            f"{patient.name}: expected UTF-8 JSON, found other bytes"
+        ) from error
+    except RecursionError as error:
+        raise CardioriskError(
+            f"{patient.name}: expected a JSON object, found too deep nesting"
+        ) from error
+    if not isinstance(payload, dict):
+        found = type(payload).__name__
+        raise CardioriskError(f"{patient.name}: expected a JSON object, found {found}")
+    if language not in ("en", "vi"):
+        raise CardioriskError(f"--language: expected en or vi, found {language!r}")
+    service = PredictionService(load_settings().models_path(), version)
+    signal = _read_ecg_option(ecg, ecg_fs) if ecg is not None else None
+    image_notes: list[str] = []
+    picture = _read_image_option(image, image_notes) if image else None
+    read = service.record(
+        payload,
+        signal,
+        patient.name,
+        ecg.name if ecg is not None else "ecg",
+        image=picture,
+        image_source=image.name if image is not None else "image",
+        image_notes=image_notes,
+    )
+    return service, read, signal
 
 
 def _read_ecg_option(path: Path, fs: float | None) -> ECG:

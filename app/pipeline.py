@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from explain.concepts import CONCEPTS, learn_concepts, load_concept_settings
 from federated.config import FederatedConfig
 from federated.simulation import train_federated
 from fusion.calibration import calibrate
@@ -36,11 +37,12 @@ from fusion.model_card import write_model_card
 from fusion.module import predict_proba
 from fusion.report import evaluate, write_report
 from fusion.stages import enabled_stages, train_stages
-from fusion.subsets import subset_table
+from fusion.subsets import fused_subsets, subset_table
 from fusion.versions import current_version, load_version, save_version
 from ingest.cohort import load_cohort, read_manifest
 from ingest.config import DataConfig
 from ingest.errors import CardioriskError
+from ingest.ontology import load_ontology
 from ingest.schema import HEADS, TARGETS, PatientRecord
 from modalities.batch import MODALITIES, ModelInputs, encode_records
 
@@ -327,8 +329,22 @@ def train_and_evaluate(
         "train_metrics": history["train_metrics"],
         "privacy": history.get("privacy"),
         "evaluation": {head: _summary(m) for head, m in results["heads"].items()},
+        # Held-out AUROC with only each modality subset visible: the confidence
+        # an explanation quotes for a record holding just that subset.
+        "subsets": subsets
+        or fused_subsets(model, splits.test, HEADS, seed=training.seed),
     }
+    # Step 5: the clinical concepts explanations place each record on (TCAV).
+    step("learning clinical concepts (TCAV) for explanations")
+    bank = learn_concepts(
+        model,
+        (splits.train_records, splits.train),
+        (splits.validation_records, splits.validation),
+        load_ontology(),
+        load_concept_settings(),
+    )
     version = save_version(model, data, model_config, models_dir, metadata)
+    bank.save(models_dir / version / CONCEPTS)
     if full:
         step("writing the report, its figures and the model card")
         context = {

@@ -105,3 +105,157 @@ class Health(BaseModel):
 
     status: Literal["ok"]
     model_version: str
+
+
+class ExplainedInput(BaseModel):
+    """One input of the record and what it did to a head's logit."""
+
+    name: str = Field(
+        description="Registry feature name, `ecg:<lead>`, `timeline:<n>` or `image`."
+    )
+    value: float | None = Field(
+        None, description="The patient's value, canonical unit."
+    )
+    unit: str = ""
+    modality: Literal["tabular", "ecg", "timeline", "imaging"]
+    attribution: float = Field(description="On the logit scale; positive raises risk.")
+    direction: Literal["raises", "lowers"]
+    concept: str | None = None
+    concept_snomed: str | None = None
+
+
+class AttributionMethod(BaseModel):
+    """The top inputs by one attribution method."""
+
+    reasons: list[ExplainedInput]
+    completeness_error: float | None = Field(
+        None,
+        description="Integrated Gradients only: |sum of attributions - (logit - "
+        "baseline logit)|.",
+    )
+
+
+class LeadAttribution(BaseModel):
+    """Both methods summed over one ECG lead."""
+
+    lead: str
+    integrated_gradients: float
+    feature_ablation: float
+
+
+class VisitAttribution(BaseModel):
+    """Both methods summed over one earlier visit of the timeline."""
+
+    visit: int = Field(description="0 = the most recent earlier visit.")
+    years_before: float
+    integrated_gradients: float
+    feature_ablation: float
+
+
+class ConceptAlignment(BaseModel):
+    """Where the record's internal state lies on one learned clinical concept."""
+
+    concept: str
+    display: str
+    snomed: str = Field(description="SNOMED CT concept id.")
+    layer: str = Field(
+        description="`model.encoders.ecg`, `model.encoders.tabular` "
+        "or `fused` (the state the head reads)."
+    )
+    alignment: float = Field(
+        description="0 at random examples' mean projection on the CAV, 1 at the "
+        "concept examples' mean."
+    )
+    aligns: bool = Field(description="alignment >= 0.5")
+    sensitivity: float = Field(
+        description="The head's gradient along the concept at this record "
+        "(positive: more of the concept, higher risk)."
+    )
+    tcav: float = Field(description="TCAV score of the concept for this head.")
+    p_value: float = Field(description="Against random concepts (two-sided t-test).")
+
+
+class Confidence(BaseModel):
+    """Held-out accuracy of the head, overall and with only the data given."""
+
+    held_out_auroc: float | None = None
+    held_out_auroc_ci: list[float] | None = None
+    subset: list[str]
+    subset_auroc: float | None = None
+    subset_auroc_ci: list[float] | None = None
+    subset_n: int | None = None
+
+
+class ClinicalScore(BaseModel):
+    """A traditional score computed from the record, beside the model."""
+
+    name: str
+    value: float
+    model_held_out_auroc: float | None = None
+    best_tool_held_out_auroc: float | None = None
+
+
+class HeadExplanation(BaseModel):
+    """Everything that explains one head's risk for this record."""
+
+    head: str
+    band: Literal["low", "moderate", "high"]
+    risk: float
+    risk_with_no_data: float
+    modalities_read: list[str]
+    modalities_missing: list[str] = Field(
+        description="Modalities the head has learned from that the record lacks."
+    )
+    modalities_not_used: list[str]
+    modality_shares: dict[str, float] = Field(
+        description="Exact Shapley value of each modality read (risk units); they "
+        "sum to risk - risk_with_no_data."
+    )
+    confidence: Confidence
+    clinical_scores: list[ClinicalScore]
+    concepts: list[ConceptAlignment]
+    integrated_gradients: AttributionMethod | None = None
+    feature_ablation: AttributionMethod | None = None
+    methods_agree_on: list[str] = []
+    ecg_leads: list[LeadAttribution] = []
+    timeline: list[VisitAttribution] = []
+    paragraph: str = Field(description="The plain-language explanation.")
+
+
+class AnomalyOut(BaseModel):
+    """A value outside its reference range (configs/reference_ranges.yaml)."""
+
+    source: Literal["lab", "ecg"]
+    name: str
+    value: float
+    unit: str
+    direction: Literal["high", "low"]
+    limit: float
+    leads: list[str] = []
+
+
+class ECGAttributionMap(BaseModel):
+    """The ECG as the model read it, with both methods per lead and sample."""
+
+    head: str = Field(description="The head these attributions explain.")
+    leads: list[str]
+    fs: float
+    signal: list[list[float]] = Field(description="mV, leads x samples.")
+    integrated_gradients: list[list[float]]
+    feature_ablation: list[list[float]]
+
+
+class Explanation(BaseModel):
+    """A prediction explained, from input to decision."""
+
+    prediction_id: str
+    model_version: str
+    language: Literal["en", "vi"]
+    concepts_learned: bool = Field(
+        description="False for a model version trained before concepts were learned."
+    )
+    modalities_present: list[str]
+    modalities_absent: list[str]
+    anomalies: list[AnomalyOut]
+    ecg: ECGAttributionMap | None = None
+    heads: list[HeadExplanation]

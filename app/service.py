@@ -9,17 +9,22 @@ from typing import NamedTuple
 
 import torch
 
+from app.explanation_text import paragraphs
+from app.held import HeldPredictions
 from app.i18n import has_message, translate
 from app.schemas import ECGSummary, Finding, HeadRisk, PredictionResult, Reason
+from explain.anomalies import load_reference_ranges
 from explain.attributions import Attribution, integrated_gradients
+from explain.concepts import CONCEPTS, ConceptBank
 from explain.contributions import modality_shapley
 from explain.reasons import reasons
+from explain.report import VersionFacts, explain_record, load_explain_settings
 from fusion.versions import load_version
 from ingest.codes import load_code_tables
 from ingest.config import load_data_config
 from ingest.ecg import conform_ecg, lead_problems
 from ingest.ecg_measurements import measure_window
-from ingest.errors import InputError
+from ingest.errors import CardioriskError, InputError
 from ingest.fhir import read_fhir_bundle
 from ingest.imaging import conform_image
 from ingest.ontology import load_ontology
@@ -38,6 +43,10 @@ SURGERY_FIELDS = {
     "emergency_surgery",
     "asa_class",
 }
+
+
+class NotHeldError(CardioriskError):
+    """An explanation was asked for a prediction the service does not hold."""
 
 
 class PatientInput(NamedTuple):
@@ -60,11 +69,23 @@ class PredictionService:
         A registered version id; the current one by default.
     """
 
-    def __init__(self, models_dir: Path, version: str | None = None) -> None:
+    def __init__(
+        self,
+        models_dir: Path,
+        version: str | None = None,
+        held: HeldPredictions | None = None,
+    ) -> None:
         self.model, self.data, self.model_config, self.metadata = load_version(
             models_dir, version
         )
         self.version: str = self.metadata["version"]
+        # Explanations: the version's clinical concepts (absent in versions
+        # trained before TCAV), settings, reference ranges, recent predictions.
+        bank = models_dir / self.version / CONCEPTS
+        self.concepts = ConceptBank.load(bank) if bank.is_file() else None
+        self.explain_settings = load_explain_settings()
+        self.ranges = load_reference_ranges()
+        self.held: HeldPredictions = held if held is not None else HeldPredictions()
         # Readers fill model inputs (as this version knows them, guideline
         # scores excepted: those are computed) and the recorded-only features
         # of the current configs.
@@ -347,8 +368,10 @@ class PredictionService:
                     f"{modality}: no risk head of this model version has learned "
                     f"from it{also}"
                 )
+        prediction_id = str(uuid.uuid4())
+        self.held.put(prediction_id, {"record": record, "ecg": ecg})
         return PredictionResult(
-            prediction_id=str(uuid.uuid4()),
+            prediction_id=prediction_id,
             model_version=self.version,
             modalities_used=used,
             modalities_missing=[m for m in MODALITIES if m not in used],
@@ -357,6 +380,61 @@ class PredictionService:
             ecg_measurements=ecg_summary(ecg) if ecg is not None else None,
             warnings=warnings,
         )
+
+    def explain(self, record: PatientRecord, ecg: ECG | None = None) -> dict:
+        """The full explanation of one record (`explain.report.explain_record`).
+
+        Each head also gets its risk ``band``; anomalies of the ECG are measured
+        on the ECG as read (its own ``fs``) when given.
+        """
+        measurements = measure_window(ecg) if ecg is not None else None
+        explanation = explain_record(
+            self.model,
+            record,
+            self.data,
+            self.ontology,
+            VersionFacts.of(self.metadata),
+            self.concepts,
+            self.explain_settings,
+            self.ranges,
+            measurements,
+        )
+        for entry in explanation["heads"]:
+            entry["band"] = self.model_config.heads[entry["head"]].band(entry["risk"])
+        explanation["concepts_learned"] = self.concepts is not None
+        return explanation
+
+    def explanation(self, prediction_id: str, language: str = "en") -> dict:
+        """The explanation of a prediction this service made, with its paragraphs.
+
+        Raises
+        ------
+        NotHeldError
+            When the prediction is not (or no longer) held in memory.
+        """
+        held = self.held.get(prediction_id)
+        if held is None:
+            raise NotHeldError(
+                f"prediction {prediction_id}: not held by this service (it keeps "
+                f"the last {self.held.capacity} predictions for "
+                f"{self.held.seconds / 60:g} minutes, in memory only); post the "
+                "patient again to /v1/predictions"
+            )
+        if "explanation" not in held:
+            held = {**held, "explanation": self.explain(held["record"], held["ecg"])}
+            self.held.replace(prediction_id, held)
+        explanation = held["explanation"]
+        text = paragraphs(explanation, language)
+        return {
+            "prediction_id": prediction_id,
+            "model_version": self.version,
+            "language": language,
+            **explanation,
+            "heads": [
+                {**entry, "paragraph": text[entry["head"]]}
+                for entry in explanation["heads"]
+            ],
+        }
 
     def _read_by(self, index: int, used: list[str]) -> list[str]:
         """The given modalities the target at ``index`` has learned from."""

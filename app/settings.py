@@ -22,6 +22,8 @@ class AppSettings(BaseSettings):
     model_version: str | None = None
     language: Literal["en", "vi"] = "en"
     max_upload_mb: float = 20
+    explanations_kept: int = 128
+    explanations_minutes: float = 60
 
     def models_path(self) -> Path:
         """The model registry folder (absolute)."""

@@ -60,6 +60,54 @@ def subset_table(
         paired ``difference`` with ``difference_ci`` (fused minus comparator).
     """
     rows_out = []
+    for entry in fused_subsets(model, test, heads, seed):
+        column = list(heads).index(entry["head"])
+        subset = tuple(entry["modalities"])
+        rows = (test.label_mask[:, column] & holding(test, subset)).numpy()
+        labels = test.labels[rows, column].numpy().astype(int)
+        sub = test.select(np.flatnonzero(rows))
+        fused = predict_proba(model, only(sub, subset)).numpy()[:, column]
+        candidates = _comparators(subset, sub, column, unimodal, haim, features, rows)
+        scored = {
+            name: (auroc(labels, scores), scores)
+            for name, scores in candidates.items()
+            if np.isfinite(scores).all()
+        }
+        if scored:
+            name = max(scored, key=lambda key: scored[key][0])
+            value, scores = scored[name]
+            difference, low, high = paired_bootstrap_difference(
+                labels, fused, scores, seed=seed
+            )
+            entry.update(
+                comparator=name,
+                comparator_auroc=value,
+                difference=difference,
+                difference_ci=[low, high],
+            )
+        rows_out.append(entry)
+    return rows_out
+
+
+def fused_subsets(
+    model: FusedRiskModel,
+    test: ModelInputs,
+    heads: Sequence[str],
+    seed: int = 0,
+) -> list[dict]:
+    """The fused model's held-out AUROC with only each modality subset visible.
+
+    One row per head and subset whose held-out records (those holding every
+    modality of the subset) have at least `MIN_POSITIVES` of each class: the
+    confidence an explanation quotes for a record that holds just that subset.
+
+    Returns
+    -------
+    list of dict
+        ``head``, ``modalities``, ``n``, ``n_positive``, ``fused_auroc`` and
+        ``fused_auroc_ci``.
+    """
+    rows_out = []
     subsets = [
         combination
         for size in range(1, len(MODALITIES) + 1)
@@ -74,35 +122,16 @@ def subset_table(
                 continue
             sub = test.select(np.flatnonzero(rows))
             fused = predict_proba(model, only(sub, subset)).numpy()[:, column]
-            entry = {
-                "head": head,
-                "modalities": list(subset),
-                "n": int(len(labels)),
-                "n_positive": positives,
-                "fused_auroc": auroc(labels, fused),
-                "fused_auroc_ci": list(bootstrap_ci(labels, fused, seed=seed)),
-            }
-            candidates = _comparators(
-                subset, sub, column, unimodal, haim, features, rows
+            rows_out.append(
+                {
+                    "head": head,
+                    "modalities": list(subset),
+                    "n": int(len(labels)),
+                    "n_positive": positives,
+                    "fused_auroc": auroc(labels, fused),
+                    "fused_auroc_ci": list(bootstrap_ci(labels, fused, seed=seed)),
+                }
             )
-            scored = {
-                name: (auroc(labels, scores), scores)
-                for name, scores in candidates.items()
-                if np.isfinite(scores).all()
-            }
-            if scored:
-                name = max(scored, key=lambda key: scored[key][0])
-                value, scores = scored[name]
-                difference, low, high = paired_bootstrap_difference(
-                    labels, fused, scores, seed=seed
-                )
-                entry.update(
-                    comparator=name,
-                    comparator_auroc=value,
-                    difference=difference,
-                    difference_ci=[low, high],
-                )
-            rows_out.append(entry)
     return rows_out
 
 

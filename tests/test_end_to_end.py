@@ -84,6 +84,16 @@ def test_federated_training_then_prediction(
     assert response.status_code == 200, response.text
     risks = {risk["head"]: risk for risk in response.json()["risks"]}
     assert risks["acute_mi"]["reasons"] and response.json()["model_version"] == version
+    # Its explanation: concepts were learned with the version (TCAV), and
+    # every held-out subset confidence it quotes comes from the version.
+    assert (models / version / "concepts.pt").is_file()
+    explained = client.get(
+        f"/v1/predictions/{response.json()['prediction_id']}/explanation"
+    ).json()
+    assert explained["concepts_learned"] is True
+    [mi] = [h for h in explained["heads"] if h["head"] == "acute_mi"]
+    assert mi["confidence"]["held_out_auroc"] is not None
+    assert mi["paragraph"] and explained["ecg"]["head"] == "acute_mi"
 
     # An administrator adds data and retrains from the current version: a new
     # registered version that names its parent and starts from its weights.

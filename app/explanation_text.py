@@ -1,0 +1,242 @@
+"""The plain-language paragraph of each head's explanation, in English or Vietnamese.
+
+Built from the structured explanation (`explain.report.explain_record`) and the
+message catalog (``explain.*`` keys), in a fixed order a clinician can scan:
+the risk; what drove it (Integrated Gradients, and whether Feature Ablation
+agrees); each source's share; the ECG leads that weigh most; the clinical
+concepts the model's state resembles; what was missing and what that does to
+confidence on held-out patients; the anomalies found; the traditional score
+beside it.
+"""
+
+from __future__ import annotations
+
+from app.i18n import format_number, format_value, has_message, translate
+
+SHOWN_LEADS = 3  # ECG leads named in a paragraph
+SHOWN_ANOMALIES = 6
+
+
+def paragraphs(explanation: dict, language: str = "en") -> dict[str, str]:
+    """Head -> its paragraph."""
+    return {
+        entry["head"]: head_paragraph(entry, explanation, language)
+        for entry in explanation["heads"]
+    }
+
+
+def head_paragraph(entry: dict, explanation: dict, language: str = "en") -> str:
+    """One head's explanation as a paragraph (see the module docstring)."""
+
+    def t(key: str, **values: object) -> str:
+        return translate(f"explain.{key}", language, **values)
+
+    sentences = [
+        t(
+            "risk",
+            head=translate(f"head.{entry['head']}", language),
+            percent=_percent(entry["risk"], language),
+            band=translate(f"band.{entry['band']}", language)
+            if "band" in entry
+            else "",
+        ).replace(" ()", "")
+    ]
+    if not entry["modalities_read"]:
+        sentences.append(t("no_data"))
+    else:
+        reasons = entry["integrated_gradients"]["reasons"]
+        if reasons:
+            items = [
+                t(
+                    "driver",
+                    label=reason_text(r, explanation, language),
+                    effect=t("raises" if r["attribution"] >= 0 else "lowers"),
+                )
+                for r in reasons
+            ]
+            sentences.append(t("drivers", items="; ".join(items)))
+            agreed = len(entry.get("methods_agree_on", []))
+            sentences.append(t("agree", count=agreed) if agreed else t("agree_none"))
+        shares = entry["modality_shares"]
+        if shares:
+            items = [
+                t(
+                    "share",
+                    modality=translate(f"modality.{m}", language),
+                    points=_signed(100 * value, language),
+                )
+                for m, value in sorted(shares.items(), key=lambda kv: -abs(kv[1]))
+            ]
+            sentences.append(
+                t(
+                    "shares",
+                    base=_percent(entry["risk_with_no_data"], language),
+                    items=", ".join(items),
+                )
+            )
+        leads = [row["lead"] for row in entry.get("ecg_leads", [])[:SHOWN_LEADS]]
+        if leads:
+            sentences.append(t("leads", leads=", ".join(leads)))
+    aligned = [c for c in entry["concepts"] if c["aligns"]]
+    if aligned:
+        items = [
+            t("concept", display=_concept(c, language), snomed=c["snomed"])
+            for c in aligned
+        ]
+        sentences.append(t("concepts", items=", ".join(items)))
+    elif entry["concepts"]:
+        sentences.append(t("concepts_none"))
+    sentences += _missing(entry, language)
+    found = explanation["anomalies"][:SHOWN_ANOMALIES]
+    territories = {a["name"] for a in found if a["leads"]}
+    if found:
+        items = [
+            anomaly_text(a, language)
+            for a in found
+            if a["leads"] or not _in_territory(a, explanation, territories)
+        ]
+        sentences.append(t("anomalies", items="; ".join(items)))
+    else:
+        sentences.append(t("anomalies_none"))
+    sentences += _scores(entry, language)
+    return " ".join(s for s in sentences if s)
+
+
+def reason_text(reason: dict, explanation: dict, language: str) -> str:
+    """A reason's clinical name, with the patient's value when it has one."""
+    kind, _, detail = reason["name"].partition(":")
+    if kind == "ecg":
+        return translate("reason.ecg_lead", language, lead=detail)
+    if kind == "image":
+        return translate("reason.image", language)
+    if kind == "timeline":
+        head = next(
+            (h for h in explanation["heads"] if h.get("timeline")),
+            {"timeline": []},
+        )
+        visit = next((v for v in head["timeline"] if v["visit"] == int(detail)), None)
+        years = format_number(visit["years_before"], language) if visit else detail
+        return translate("reason.visit", language, years=years)
+    label = translate(f"field.{reason['name']}", language)
+    unit = reason.get("unit") or ""
+    if unit and has_message(f"unit.{unit}", language):
+        unit = translate(f"unit.{unit}", language)
+    value = format_value(reason.get("value"), unit, language)
+    return f"{label} ({value})" if value else label
+
+
+def anomaly_text(anomaly: dict, language: str) -> str:
+    """An anomaly as a clinician reads it: what, the value, which way, the limit."""
+    kind, _, where = anomaly["name"].partition(":")
+    if anomaly["leads"]:
+        return translate(
+            "explain.anomaly_territory",
+            language,
+            label=translate(f"measurement.{kind}", language),
+            territory=translate(f"territory.{where}", language),
+            leads=", ".join(anomaly["leads"]),
+        )
+    if anomaly["source"] == "ecg":
+        label = translate(f"measurement.{kind}", language)
+        if where:
+            label = f"{label} {where}"
+    else:
+        label = translate(f"field.{kind}", language)
+    decimals = 2 if abs(anomaly["value"]) < 10 else 0
+    unit = anomaly["unit"]
+    return translate(
+        "explain.anomaly",
+        language,
+        label=label,
+        value=f"{format_number(anomaly['value'], language, decimals)} {unit}".strip(),
+        direction=translate(f"explain.{anomaly['direction']}", language),
+        limit=f"{format_number(anomaly['limit'], language, decimals)} {unit}".strip(),
+    )
+
+
+def _missing(entry: dict, language: str) -> list[str]:
+    out = []
+    confidence = entry["confidence"]
+    overall = _auroc(confidence["held_out_auroc"], language)
+    if entry["modalities_missing"]:
+        names = [
+            translate(f"modality.{m}", language) for m in entry["modalities_missing"]
+        ]
+        out.append(translate("explain.missing", language, modalities=", ".join(names)))
+        if confidence["subset_auroc"] is not None:
+            out.append(
+                translate(
+                    "explain.confidence_subset",
+                    language,
+                    subset=_auroc(confidence["subset_auroc"], language),
+                    n=confidence["subset_n"],
+                    overall=overall,
+                )
+            )
+        elif entry["modalities_read"]:
+            out.append(
+                translate("explain.confidence_unknown", language, overall=overall)
+            )
+    elif entry["modalities_read"]:
+        out.append(translate("explain.complete", language, overall=overall))
+    if entry["modalities_not_used"]:
+        names = [
+            translate(f"modality.{m}", language) for m in entry["modalities_not_used"]
+        ]
+        out.append(translate("explain.not_used", language, modalities=", ".join(names)))
+    return out
+
+
+def _scores(entry: dict, language: str) -> list[str]:
+    scores = entry["clinical_scores"]
+    if not scores:
+        return [translate("explain.score_none", language)]
+    out = [
+        translate(
+            "explain.score",
+            language,
+            name=translate(f"field.{s['name']}", language),
+            value=format_number(s["value"], language, 0),
+        )
+        for s in scores
+    ]
+    first = scores[0]
+    if first["best_tool_held_out_auroc"] is not None:
+        out.append(
+            translate(
+                "explain.scores_compared",
+                language,
+                tool=_auroc(first["best_tool_held_out_auroc"], language),
+                model=_auroc(first["model_held_out_auroc"], language),
+            )
+        )
+    return out
+
+
+def _concept(concept: dict, language: str) -> str:
+    key = f"concept.{concept['concept']}"
+    return (
+        translate(key, language) if has_message(key, language) else concept["display"]
+    )
+
+
+def _in_territory(anomaly: dict, explanation: dict, territories: set[str]) -> bool:
+    """Whether a per-lead ST change is already named by its territory."""
+    kind, _, lead = anomaly["name"].partition(":")
+    return any(
+        a["name"] in territories and a["name"].startswith(kind) and lead in a["leads"]
+        for a in explanation["anomalies"]
+    )
+
+
+def _percent(risk: float, language: str) -> str:
+    return f"{format_number(100 * risk, language, 1)} %"
+
+
+def _signed(points: float, language: str) -> str:
+    sign = "+" if points >= 0 else "−"
+    return f"{sign}{format_number(abs(points), language, 1)}"
+
+
+def _auroc(value: float | None, language: str) -> str:
+    return "?" if value is None else format_number(value, language, 2)

@@ -1,0 +1,208 @@
+"""Anomalies per source: labs and vitals, and ECG measurements, out of range.
+
+Labs and vitals are checked against reference ranges, ECG measurements
+(neurokit2, `ingest.ecg_measurements`) against normal limits. Each anomaly
+names its source, the value and unit, and the limit it crosses, so a clinician
+can check it against the chart. The ranges are in
+``configs/reference_ranges.yaml`` with their sources; they name findings, they
+do not diagnose. ST changes follow the Fourth Universal Definition of MI:
+elevation at or above 0.1 mV (V2-V3: by sex and age) or depression at or above
+0.05 mV, and a territory is named when two of its contiguous leads show the
+same change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ingest.config import DataConfig, load_yaml
+from ingest.ecg_measurements import ECGMeasurements, measure
+from ingest.schema import PatientRecord
+
+ECG_UNITS = {"heart_rate_bpm": "/min", "pr_ms": "ms", "qrs_ms": "ms", "qtc_ms": "ms"}
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One value outside its reference range.
+
+    Attributes
+    ----------
+    source : str
+        ``lab`` (labs and vitals of the record) or ``ecg`` (measured on the ECG).
+    name : str
+        The feature or measurement (``creatinine``, ``qtc_ms``), or
+        ``st_elevation:<lead>`` / ``st_depression:<lead>``, or
+        ``st_elevation:<territory>`` when two contiguous leads show it.
+    value : float
+        The patient's value (for a territory: the largest of its leads).
+    unit : str
+    direction : str
+        ``high`` or ``low``.
+    limit : float
+        The limit crossed.
+    leads : tuple of str
+        The leads showing it (ST changes only).
+    """
+
+    source: str
+    name: str
+    value: float
+    unit: str
+    direction: str
+    limit: float
+    leads: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        """JSON-ready form."""
+        out = asdict(self)
+        out["leads"] = list(self.leads)
+        return out
+
+
+def load_reference_ranges(config_dir: Path | None = None) -> dict:
+    """``configs/reference_ranges.yaml``."""
+    return load_yaml("reference_ranges", config_dir)
+
+
+def anomalies(
+    record: PatientRecord,
+    data: DataConfig,
+    ranges: dict | None = None,
+    measurements: ECGMeasurements | None = None,
+) -> list[Anomaly]:
+    """Every anomaly of the record: its labs and vitals, then its ECG.
+
+    Parameters
+    ----------
+    record : PatientRecord
+    data : DataConfig
+        Canonical units of the features.
+    ranges : dict, optional
+        `load_reference_ranges` (read when not given).
+    measurements : ECGMeasurements, optional
+        The ECG's measurements, when already made (measured here otherwise).
+    """
+    ranges = ranges if ranges is not None else load_reference_ranges()
+    male = record.features.get("sex_male")
+    found = lab_anomalies(record.features, data, ranges["labs"], male)
+    if record.ecg is not None:
+        measured = measurements if measurements is not None else measure(record.ecg)
+        if measured is not None:
+            found += ecg_anomalies(
+                measured, ranges["ecg"], male, record.features.get("age")
+            )
+    return found
+
+
+def lab_anomalies(
+    features: dict[str, float],
+    data: DataConfig,
+    ranges: dict,
+    male: float | None = None,
+) -> list[Anomaly]:
+    """Labs and vitals outside their range (the male or female one where known)."""
+    units = {
+        name: spec.unit
+        for name, spec in {**data.features, **data.recorded_features}.items()
+    }
+    found = []
+    for name, limits in ranges.items():
+        if name not in features:
+            continue
+        found += _outside(
+            "lab", name, features[name], units.get(name, ""), _by_sex(limits, male)
+        )
+    return found
+
+
+def ecg_anomalies(
+    measured: ECGMeasurements,
+    ranges: dict,
+    male: float | None = None,
+    age: float | None = None,
+) -> list[Anomaly]:
+    """Rate and intervals out of limits; ST changes per lead and per territory."""
+    found = []
+    for name, unit in ECG_UNITS.items():
+        value = getattr(measured, name)
+        if value is not None and name in ranges:
+            found += _outside("ecg", name, value, unit, _by_sex(ranges[name], male))
+    elevated, depressed = {}, {}
+    for lead, deviation in measured.st_deviation_mv.items():
+        limit = _st_elevation_limit(lead, ranges, male, age)
+        if deviation >= limit:
+            elevated[lead] = deviation
+            found.append(
+                Anomaly("ecg", f"st_elevation:{lead}", deviation, "mV", "high", limit)
+            )
+        elif deviation <= -ranges["st_depression_mv"]:
+            depressed[lead] = deviation
+            found.append(
+                Anomaly(
+                    "ecg",
+                    f"st_depression:{lead}",
+                    deviation,
+                    "mV",
+                    "low",
+                    -ranges["st_depression_mv"],
+                )
+            )
+    for territory, leads in ranges["territories"].items():
+        for change, shown, direction in (
+            ("st_elevation", elevated, "high"),
+            ("st_depression", depressed, "low"),
+        ):
+            hit = tuple(lead for lead in leads if lead in shown)
+            if len(hit) >= 2:
+                extreme = max(shown[lead] for lead in hit)
+                if direction == "low":
+                    extreme = min(shown[lead] for lead in hit)
+                found.append(
+                    Anomaly(
+                        "ecg",
+                        f"{change}:{territory}",
+                        extreme,
+                        "mV",
+                        direction,
+                        0.0,
+                        hit,
+                    )
+                )
+    return found
+
+
+def _by_sex(limits: dict, male: float | None) -> dict:
+    """The range for the patient's sex (the general one when sex is unknown)."""
+    if male is not None and male >= 0.5 and "male" in limits:
+        return limits["male"]
+    if male is not None and male < 0.5 and "female" in limits:
+        return limits["female"]
+    return {k: v for k, v in limits.items() if k in ("low", "high")}
+
+
+def _outside(
+    source: str, name: str, value: float, unit: str, limits: dict
+) -> list[Anomaly]:
+    if "high" in limits and value > limits["high"]:
+        return [Anomaly(source, name, value, unit, "high", float(limits["high"]))]
+    if "low" in limits and value < limits["low"]:
+        return [Anomaly(source, name, value, unit, "low", float(limits["low"]))]
+    return []
+
+
+def _st_elevation_limit(
+    lead: str, ranges: dict, male: float | None, age: float | None
+) -> float:
+    """ST elevation limit of a lead (V2-V3 by sex and age; the lowest if unknown)."""
+    if lead not in ("V2", "V3"):
+        return float(ranges["st_elevation_mv"])
+    v2_v3 = ranges["st_elevation_v2_v3_mv"]
+    if male is None:
+        return float(min(v2_v3.values()))
+    if male < 0.5:
+        return float(v2_v3["female"])
+    if age is not None and age < 40:
+        return float(v2_v3["male_under_40"])
+    return float(v2_v3["male_40_plus"])

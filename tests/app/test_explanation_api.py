@@ -1,0 +1,81 @@
+"""``GET /v1/predictions/{id}/explanation``: the whole explanation, in two languages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api import create_app
+from app.settings import AppSettings
+
+
+@pytest.fixture(scope="module")
+def client(model_version):
+    models, version = model_version
+    settings = AppSettings(models_dir=str(models), model_version=version)
+    return TestClient(create_app(settings))
+
+
+def _predict(client, ecg_upload) -> str:
+    patient = {"age": 64, "sex": "male", "features": {"creatinine": 1.8}}
+    response = client.post(
+        "/v1/predictions",
+        data={"patient": json.dumps(patient)},
+        files=ecg_upload,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["prediction_id"]
+
+
+def test_an_ecg_prediction_is_explained_from_input_to_score(client, ecg_upload):
+    prediction = _predict(client, ecg_upload)
+    response = client.get(f"/v1/predictions/{prediction}/explanation")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["prediction_id"] == prediction and body["language"] == "en"
+    assert body["modalities_present"] == ["tabular", "ecg"]
+    # Creatinine 1.8 mg/dL in a man is above 1.35: named with its value.
+    creatinine = [a for a in body["anomalies"] if a["name"] == "creatinine"]
+    assert creatinine and creatinine[0]["value"] == 1.8
+    assert creatinine[0]["limit"] == 1.35 and creatinine[0]["direction"] == "high"
+    # The ECG map: the 12 leads as the model read them, both methods per sample.
+    ecg = body["ecg"]
+    assert ecg["leads"][:3] == ["I", "II", "III"] and ecg["fs"] == 100.0
+    assert len(ecg["signal"]) == 12 and len(ecg["signal"][0]) == 1000
+    assert len(ecg["integrated_gradients"][0]) == len(ecg["feature_ablation"][0])
+    heads = {h["head"]: h for h in body["heads"]}
+    assert list(heads) == ["acute_mi", "stroke", "postop", "heart_disease"]
+    for head in heads.values():
+        shares = sum(head["modality_shares"].values())
+        assert abs(shares - (head["risk"] - head["risk_with_no_data"])) < 1e-4
+        assert head["integrated_gradients"]["completeness_error"] < 0.05
+        assert len(head["ecg_leads"]) == 12
+        assert "Creatinine 1.80 mg/dL (high; limit 1.35 mg/dL)" in head["paragraph"]
+    assert heads["acute_mi"]["paragraph"].startswith(
+        "Acute myocardial infarction: estimated risk"
+    )
+    assert "The ECG leads that weigh most:" in heads["acute_mi"]["paragraph"]
+    # A model version trained before concepts existed says so.
+    assert body["concepts_learned"] is False
+    assert all(head["concepts"] == [] for head in heads.values())
+
+
+def test_the_paragraphs_read_in_vietnamese(client, ecg_upload):
+    prediction = _predict(client, ecg_upload)
+    body = client.get(
+        f"/v1/predictions/{prediction}/explanation", params={"language": "vi"}
+    ).json()
+    [mi] = [h for h in body["heads"] if h["head"] == "acute_mi"]
+    assert mi["paragraph"].startswith("Nhồi máu cơ tim cấp: nguy cơ ước tính")
+    assert "Creatinin" in mi["paragraph"] or "Creatinine" in mi["paragraph"]
+    assert "ngưỡng 1,35 mg/dL" in mi["paragraph"]  # decimal comma
+
+
+def test_an_unknown_prediction_is_404_and_says_what_to_do(client):
+    response = client.get("/v1/predictions/not-a-prediction/explanation")
+    assert response.status_code == 404
+    assert "post the patient again" in response.json()["detail"]
+    bad = client.get("/v1/predictions/x/explanation", params={"language": "fr"})
+    assert bad.status_code == 422 and "language" in bad.json()["detail"]
