@@ -11,7 +11,7 @@ from typing import Annotated, Literal, TypeVar
 
 from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from app.fhir_out import risk_assessment
@@ -122,6 +122,11 @@ def create_app(
             return api.state.service.explanation(prediction_id, language)
         except NotHeldError as error:
             raise HTTPException(status_code=404, detail=str(error)) from error
+
+    @api.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        """The API's own address leads to its documentation."""
+        return RedirectResponse(url="/docs")
 
     @api.get("/health", response_model=Health, tags=["service"])
     def health() -> Health:

@@ -35,7 +35,14 @@ from app.i18n import (
     has_message,
     translate,
 )
-from app.schemas import HeadRisk, PredictionResult
+from app.schemas import (
+    ECGAttributionMap,
+    ExplainedInput,
+    Explanation,
+    HeadExplanation,
+    HeadRisk,
+    PredictionResult,
+)
 from ingest.config import FeatureSpec, load_data_config, load_yaml
 from ingest.ecg import read_ecg_upload, read_wfdb_upload
 from ingest.errors import CardioriskError, InputError
@@ -550,6 +557,193 @@ def ecg_figure(ecg: ECG, language: str = DEFAULT_LANGUAGE) -> go.Figure:
     return figure
 
 
+def request_explanation(
+    base_url: str,
+    prediction_id: str,
+    language: str = DEFAULT_LANGUAGE,
+    client: httpx.Client | None = None,
+    timeout_s: float = PREDICT_TIMEOUT_S,
+) -> Explanation:
+    """GET ``/v1/predictions/{id}/explanation`` in ``language``, validated.
+
+    Raises
+    ------
+    APIError
+        As `request_prediction`.
+    """
+    url = f"{base_url}/v1/predictions/{prediction_id}/explanation"
+    response = _send(
+        client, "GET", url, base_url, timeout_s, params={"language": language}
+    )
+    try:
+        return Explanation.model_validate(response.json())
+    except (ValueError, ValidationError) as error:
+        raise APIError("error.bad_response", detail="not an explanation") from error
+
+
+def ecg_attribution_figure(
+    ecg: ECGAttributionMap,
+    method: str = "integrated_gradients",
+    language: str = DEFAULT_LANGUAGE,
+) -> go.Figure:
+    """The ECG as the model read it, each lead over its attribution.
+
+    Behind each lead's trace, a band coloured by the attribution of every sample
+    to the head's logit (red raises the risk, blue lowers it; one colour scale
+    for all leads, symmetric about 0), so the leads and moments that drove the
+    score stand out where a cardiologist reads them.
+    """
+    signal = np.asarray(ecg.signal)
+    values = np.asarray(getattr(ecg, method))
+    n_leads = signal.shape[0]
+    n_rows = math.ceil(n_leads / 2)
+    order = [None] * (n_rows * 2)
+    for lead in range(n_leads):
+        order[(lead % n_rows) * 2 + lead // n_rows] = lead
+    figure = make_subplots(
+        rows=n_rows,
+        cols=2,
+        shared_xaxes=True,
+        subplot_titles=[ecg.leads[i] if i is not None else "" for i in order],
+        vertical_spacing=0.04,
+        horizontal_spacing=0.06,
+    )
+    time_s = np.arange(signal.shape[1]) / ecg.fs
+    scale = float(np.abs(values).max()) or 1.0
+    for lead in range(n_leads):
+        row, col = lead % n_rows + 1, lead // n_rows + 1
+        low, high = float(signal[lead].min()), float(signal[lead].max())
+        figure.add_trace(
+            go.Heatmap(
+                x=time_s,
+                y=[low, high],
+                z=[values[lead], values[lead]],
+                zmin=-scale,
+                zmax=scale,
+                colorscale="RdBu_r",
+                showscale=lead == 0,
+                colorbar={"title": translate("explain_view.attribution", language)},
+                opacity=0.65,
+                hoverinfo="skip",
+            ),
+            row=row,
+            col=col,
+        )
+        figure.add_trace(
+            go.Scatter(
+                x=time_s,
+                y=signal[lead],
+                mode="lines",
+                line={"width": 1, "color": "#212121"},
+                name=ecg.leads[lead],
+                showlegend=False,
+            ),
+            row=row,
+            col=col,
+        )
+    for col in (1, 2):
+        figure.update_xaxes(
+            title_text=translate("ecg.time", language), row=n_rows, col=col
+        )
+    figure.update_layout(
+        title=translate(
+            "explain_view.ecg_title",
+            language,
+            head=translate(f"head.{ecg.head}", language),
+            method=translate(f"explain_view.{method}", language),
+        ),
+        height=150 * n_rows + 80,
+        margin={"l": 10, "r": 10, "t": 70, "b": 40},
+    )
+    return figure
+
+
+def chain_figure(head: HeadExplanation, language: str = DEFAULT_LANGUAGE) -> go.Figure:
+    """Inputs -> modalities -> score, and the concepts the state aligns with.
+
+    A Sankey diagram: each top input (Integrated Gradients) flows into its
+    modality with its attribution's size, each modality into the score with its
+    Shapley share's size (red raises the risk, blue lowers it); the clinical
+    concepts the record aligns with hang off the modality whose layer holds
+    them, sized by their alignment.
+    """
+    red, blue, grey = (
+        "rgba(198,40,40,0.5)",
+        "rgba(21,101,192,0.5)",
+        "rgba(97,97,97,0.4)",
+    )
+    score = translate(f"head.{head.head}", language)
+    score += f" {format_number(100 * head.risk, language)} %"
+    labels: list[str] = []
+
+    def node(label: str) -> int:
+        if label not in labels:
+            labels.append(label)
+        return labels.index(label)
+
+    sources, targets, values, colours = [], [], [], []
+
+    def link(a: int, b: int, value: float, colour: str) -> None:
+        sources.append(a)
+        targets.append(b)
+        values.append(abs(value) or 1e-6)
+        colours.append(colour)
+
+    reasons = head.integrated_gradients.reasons if head.integrated_gradients else []
+    for reason in reasons:
+        link(
+            node(_input_label(reason, language)),
+            node(modality_name(reason.modality, language)),
+            reason.attribution,
+            red if reason.attribution >= 0 else blue,
+        )
+    out = node(score)
+    for modality, share in head.modality_shares.items():
+        link(
+            node(modality_name(modality, language)),
+            out,
+            share,
+            red if share >= 0 else blue,
+        )
+    for concept in head.concepts:
+        if not concept.aligns:
+            continue
+        modality = "ecg" if concept.layer.endswith("ecg") else "tabular"
+        name = translate(f"concept.{concept.concept}", language)
+        link(
+            node(modality_name(modality, language)),
+            node(f"{name} (SNOMED CT {concept.snomed})"),
+            concept.alignment * 0.05,
+            grey,
+        )
+    figure = go.Figure(
+        go.Sankey(
+            node={"label": labels, "pad": 14, "thickness": 14},
+            link={
+                "source": sources,
+                "target": targets,
+                "value": values,
+                "color": colours,
+            },
+        )
+    )
+    figure.update_layout(
+        title=translate("explain_view.chain", language),
+        height=360,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+    )
+    return figure
+
+
+def _input_label(reason: ExplainedInput, language: str) -> str:
+    kind, _, detail = reason.name.partition(":")
+    if kind == "ecg":
+        return translate("reason.ecg_lead", language, lead=detail)
+    if kind in ("timeline", "image"):
+        return modality_name("timeline" if kind == "timeline" else "imaging", language)
+    return field_label(reason.name, language)
+
+
 def request_prediction(
     base_url: str,
     patient: Mapping[str, Any],
@@ -934,6 +1128,9 @@ def _show_result(result: PredictionResult, language: str) -> None:
             else:
                 st.caption(translate("results.no_contributions", language))
 
+    # The explanation, from input to score, on request (it takes about a second).
+    _show_explanation(result, language)
+
     # Findings: what the ECG or image shows, each with its SNOMED CT concept.
     if result.findings:
         st.subheader(translate("results.findings", language))
@@ -955,6 +1152,42 @@ def _show_result(result: PredictionResult, language: str) -> None:
             f"**{translate('results.warnings', language)}**\n\n"
             + "\n".join(f"- {item}" for item in result.warnings)
         )
+
+
+def _show_explanation(result: PredictionResult, language: str) -> None:
+    st.subheader(translate("explain_view.header", language))
+    key = f"explanation:{result.prediction_id}:{language}"
+    if key not in st.session_state:
+        if not st.button(translate("explain_view.button", language)):
+            return
+        try:
+            with st.spinner(translate("explain_view.working", language)):
+                st.session_state[key] = request_explanation(
+                    api_base_url(), result.prediction_id, language
+                )
+        except APIError as error:
+            st.error(error.message(language))
+            return
+    explanation: Explanation = st.session_state[key]
+    heads = explanation.heads
+    tabs = st.tabs([translate(f"head.{h.head}", language) for h in heads])
+    for tab, head in zip(tabs, heads, strict=True):
+        with tab:
+            st.write(head.paragraph)
+            if head.modalities_read:
+                st.plotly_chart(chain_figure(head, language), width="stretch")
+    if explanation.ecg is not None:
+        method = st.radio(
+            translate("explain_view.method", language),
+            ["integrated_gradients", "feature_ablation"],
+            format_func=lambda m: translate(f"explain_view.{m}", language),
+            horizontal=True,
+        )
+        st.plotly_chart(
+            ecg_attribution_figure(explanation.ecg, method, language), width="stretch"
+        )
+    if not explanation.concepts_learned:
+        st.caption(translate("explain.no_concepts", language))
 
 
 if __name__ == "__main__":

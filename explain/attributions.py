@@ -18,7 +18,7 @@ from modalities.batch import MODALITIES, ModelInputs
 
 N_STEPS = 32  # IG path steps; completeness error is reported per call
 ECG_WINDOW_S = 1.0  # Feature Ablation: ECG windows removed together, per lead
-IMAGE_PATCH = 8  # Feature Ablation: image patches, pixels a side
+IMAGE_PATCH = 16  # Feature Ablation: image patches, pixels a side
 
 
 @dataclass
@@ -94,13 +94,29 @@ def feature_ablation(
 ) -> Attribution:
     """Feature Ablation (Captum) of one head's logit for a single record.
 
+    See `feature_ablation_heads`, which ablates once for several heads.
+    """
+    return feature_ablation_heads(model, inputs, [head_index], ecg_window_s, fs)[0]
+
+
+def feature_ablation_heads(
+    model: FusedRiskModel,
+    inputs: ModelInputs,
+    heads: list[int],
+    ecg_window_s: float = ECG_WINDOW_S,
+    fs: float = 100.0,
+) -> list[Attribution]:
+    """Feature Ablation (Captum) of several heads' logits for a single record.
+
     Each group of inputs is set to its baseline (the same reference inputs as
-    `integrated_gradients`) on its own, and the drop in the logit is that
-    group's attribution: each tabular feature; each ECG lead over each window
-    of ``ecg_window_s`` seconds; each timeline visit; each image patch of
-    `IMAGE_PATCH` pixels a side. Every element of a group carries the group's
-    value divided by its size, so a lead's or a visit's sum is what removing
-    it costs. Unlike Integrated Gradients it measures what removing an input
+    `integrated_gradients`) on its own, and the drop in each logit is that
+    group's attribution: each tabular feature the record holds (the absent
+    ones, already at the baseline, form one group of no effect); each ECG lead
+    over each window of ``ecg_window_s`` seconds; each timeline visit; each
+    image patch of `IMAGE_PATCH` pixels a side. Every element of a group
+    carries the group's value divided by its size, so a lead's or a visit's
+    sum is what removing it costs. Every head is read from the same perturbed
+    passes. Unlike Integrated Gradients it measures what removing an input
     does, with no path and no completeness guarantee (``delta`` is NaN).
 
     Parameters
@@ -108,12 +124,17 @@ def feature_ablation(
     model : FusedRiskModel
     inputs : ModelInputs
         Exactly one record.
-    head_index : int
-        Index of the head in ``HEADS``.
+    heads : list of int
+        Indices of the heads in ``HEADS``.
     ecg_window_s : float
         Length of the ECG windows ablated together.
     fs : float
         The ECG's sampling frequency.
+
+    Returns
+    -------
+    list of Attribution
+        One per head of ``heads``, in order.
     """
     if len(inputs) != 1:
         raise ValueError(f"feature_ablation explains one record; got {len(inputs)}")
@@ -121,22 +142,32 @@ def feature_ablation(
     names, explained, baselines = _explained(inputs)
     masks, offset = [], 0
     for name, tensor in zip(names, explained, strict=True):
-        mask = _groups(name, tensor, max(1, round(ecg_window_s * fs))) + offset
+        mask = _groups(name, tensor, max(1, round(ecg_window_s * fs)))
+        if name == "tabular_values":  # absent features: one group, no effect
+            absent = ~inputs.tabular_present.bool()
+            mask = torch.where(absent, mask.new_tensor(int(mask.max()) + 1), mask)
+            mask = torch.unique(mask, return_inverse=True)[1]
+        mask = mask + offset
         offset = int(mask.max()) + 1
         masks.append(mask)
-    ablation = FeatureAblation(_forward(model, inputs, names, head_index))
-    attributions = ablation.attribute(
+    head_logits = _forward(model, inputs, names, heads)
+    attributions = FeatureAblation(head_logits).attribute(
         explained,
         baselines=baselines,
         feature_mask=tuple(masks),
         perturbations_per_eval=64,
     )
     # Captum gives every element its group's whole effect; spread it instead.
-    spread = []
-    for attribution, mask in zip(attributions, masks, strict=True):
-        sizes = torch.bincount(mask.flatten())[mask]
-        spread.append(attribution / sizes)
-    return _attribution(names, tuple(spread), inputs, float("nan"))
+    # With several heads each attribution holds one row per head.
+    per_head = []
+    for row in range(len(heads)):
+        spread = []
+        for attribution, mask in zip(attributions, masks, strict=True):
+            sizes = torch.bincount(mask.flatten())[mask]
+            value = attribution[row : row + 1] if len(heads) > 1 else attribution
+            spread.append(value / sizes)
+        per_head.append(_attribution(names, tuple(spread), inputs, float("nan")))
+    return per_head
 
 
 _EXPLAINED = ("tabular_values", "ecg", "timeline_steps", "image")
@@ -164,9 +195,15 @@ def _explained(
 
 
 def _forward(
-    model: FusedRiskModel, inputs: ModelInputs, names: list[str], head_index: int
+    model: FusedRiskModel,
+    inputs: ModelInputs,
+    names: list[str],
+    head_index: int | list[int],
 ) -> Callable[..., torch.Tensor]:
-    """The head's logit as a function of the attributed inputs (others fixed)."""
+    """The head's logit (heads': ``(B, H)``) as a function of the attributed inputs.
+
+    The inputs not attributed stay as the record has them.
+    """
 
     def forward(*varying: torch.Tensor) -> torch.Tensor:
         batch = varying[0].shape[0]
@@ -184,6 +221,12 @@ def _forward(
             arguments["image"],
             arguments["modality_mask"],
         )
+        if isinstance(head_index, list):
+            return (
+                logits[:, head_index[0]]
+                if len(head_index) == 1
+                else logits[:, head_index]
+            )
         return logits[:, head_index]
 
     return forward

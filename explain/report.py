@@ -20,7 +20,11 @@ import torch
 from pydantic import BaseModel, Field
 
 from explain.anomalies import anomalies, load_reference_ranges
-from explain.attributions import Attribution, feature_ablation, integrated_gradients
+from explain.attributions import (
+    Attribution,
+    feature_ablation_heads,
+    integrated_gradients,
+)
 from explain.concepts import ConceptBank, concept_alignment
 from explain.contributions import modality_shapley
 from explain.reasons import reasons
@@ -134,6 +138,26 @@ def explain_record(
     aligned = concept_alignment(model, bank, inputs)
     scores = with_scores(record.features)
     heads, ecg_maps = [], None
+    reading = [
+        index
+        for index, head in enumerate(HEADS)
+        if set(present) & set(facts.coverage.get(head, MODALITIES))
+    ]
+    ablations = dict(
+        zip(
+            reading,
+            feature_ablation_heads(
+                model,
+                inputs,
+                reading,
+                ecg_window_s=settings.attributions.ecg_window_s,
+                fs=data.ecg.fs,
+            )
+            if reading
+            else [],
+            strict=True,
+        )
+    )
     for index, head in enumerate(HEADS):
         covered = facts.coverage.get(head, list(MODALITIES))
         read = [m for m in present if m in covered]
@@ -153,13 +177,7 @@ def explain_record(
             ig = integrated_gradients(
                 model, inputs, index, n_steps=settings.attributions.ig_steps
             )
-            ablated = feature_ablation(
-                model,
-                inputs,
-                index,
-                ecg_window_s=settings.attributions.ecg_window_s,
-                fs=data.ecg.fs,
-            )
+            ablated = ablations[index]
             top = settings.attributions.top
             by_ig = reasons(ig, record, data, top=top, ontology=ontology)
             by_fa = reasons(ablated, record, data, top=top, ontology=ontology)

@@ -32,6 +32,7 @@ def flower_env(flwr_home: Path) -> dict[str, str]:
 
 def superlink_command(certs: Path, port: int, auth: bool, database: Path) -> list[str]:
     """``flower-superlink`` with TLS on ``127.0.0.1:port`` (all its APIs)."""
+    certs, database = certs.resolve(), database.resolve()
     command = [
         str(FLOWER_BIN / "flower-superlink"),
         "--ssl-ca-certfile", str(certs / "ca.crt"),
@@ -56,6 +57,7 @@ def supernode_command(
     auth: bool,
 ) -> list[str]:
     """``flower-supernode`` of one site, its ClientApp API on ``127.0.0.1:port``."""
+    certs, cohort_dir = certs.resolve(), cohort_dir.resolve()
     command = [
         str(FLOWER_BIN / "flower-supernode"),
         "--root-certificates", str(certs / "ca.crt"),
@@ -72,7 +74,12 @@ def supernode_command(
 
 
 def write_cli_config(flwr_home: Path, superlink: str, certs: Path) -> Path:
-    """The Flower CLI's ``config.toml`` naming this federation's SuperLink."""
+    """The Flower CLI's ``config.toml`` naming this federation's SuperLink.
+
+    Flower wants the CA certificate's path absolute; a relative ``certs`` is
+    taken from the current directory.
+    """
+    certs = certs.resolve()
     flwr_home.mkdir(parents=True, exist_ok=True)
     path = flwr_home / "config.toml"
     path.write_text(
@@ -88,6 +95,7 @@ def write_cli_config(flwr_home: Path, superlink: str, certs: Path) -> Path:
 
 def register_command(certs: Path, site: str) -> list[str]:
     """``flwr supernode register`` of one site's public key."""
+    certs = certs.resolve()
     return [
         str(FLOWER_BIN / "flwr"), "supernode", "register",
         str(certs / f"{site}.pub"), CONNECTION, "--name", site,

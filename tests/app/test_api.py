@@ -14,6 +14,11 @@ def client(model_version):
     return TestClient(create_app(settings))
 
 
+def test_the_root_leads_to_the_documentation(client):
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 307 and response.headers["location"] == "/docs"
+
+
 def test_health_and_openapi(client, model_version):
     assert client.get("/health").json() == {
         "status": "ok",

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 
+import httpx
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from app.api import create_app
+from app.dashboard import (
+    APIError,
+    chain_figure,
+    ecg_attribution_figure,
+    request_explanation,
+)
 from app.settings import AppSettings
 
 
@@ -79,3 +87,46 @@ def test_an_unknown_prediction_is_404_and_says_what_to_do(client):
     assert "post the patient again" in response.json()["detail"]
     bad = client.get("/v1/predictions/x/explanation", params={"language": "fr"})
     assert bad.status_code == 422 and "language" in bad.json()["detail"]
+
+
+def test_the_dashboard_draws_the_explanation_it_fetches(client, ecg_upload):
+    prediction = _predict(client, ecg_upload)
+    body = client.get(f"/v1/predictions/{prediction}/explanation").json()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == f"/v1/predictions/{prediction}/explanation"
+        assert request.url.params["language"] == "vi"
+        return httpx.Response(200, json=body)
+
+    mock = httpx.Client(transport=httpx.MockTransport(handler))
+    explanation = request_explanation("http://api", prediction, "vi", mock)
+    # The ECG view: every lead over a band of its attribution, one symmetric scale.
+    figure = ecg_attribution_figure(explanation.ecg, "feature_ablation", "en")
+    bands = [t for t in figure.data if t.type == "heatmap"]
+    lines = [t for t in figure.data if t.type == "scatter"]
+    assert len(bands) == len(lines) == 12
+    assert {b.zmin for b in bands} == {-bands[0].zmax} and bands[0].zmax > 0
+    assert np.allclose(lines[0].y, explanation.ecg.signal[0])
+    assert "Feature Ablation" in figure.layout.title.text
+    # The chain: inputs -> modalities -> the score.
+    [mi] = [h for h in explanation.heads if h.head == "acute_mi"]
+    sankey = chain_figure(mi, "en").data[0]
+    labels = list(sankey.node.label)
+    assert "ECG" in labels and any(
+        label.startswith("Acute myocardial") for label in labels
+    )
+    assert len(sankey.link.source) == len(mi.integrated_gradients.reasons) + len(
+        mi.modality_shares
+    )
+
+
+def test_the_dashboard_says_when_a_prediction_is_no_longer_held():
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, json={"detail": "prediction x: not held"})
+
+    mock = httpx.Client(transport=httpx.MockTransport(handler))
+    with pytest.raises(APIError) as caught:
+        request_explanation("http://api", "x", "en", mock)
+    assert "404" in caught.value.message("en") and "not held" in caught.value.message(
+        "en"
+    )

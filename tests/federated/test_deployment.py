@@ -142,3 +142,17 @@ def test_superlink_and_two_supernodes_over_tls_complete_two_secure_rounds(
     # SecAgg+: four exchanges per round with each site, and the round lines.
     assert link.count("Push replies from node_id") == 4 * 2 * len(SITES)
     assert "securely aggregated" in run.stdout + run.stderr
+
+
+def test_relative_certificate_folders_become_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = write_cli_config(tmp_path / "flwr", "127.0.0.1:9092", Path("var/certs"))
+    expected = tmp_path / "var" / "certs" / "ca.crt"
+    assert f'root-certificates = "{expected}"' in config.read_text()
+    assert str(tmp_path / "var/certs/uci_cleveland.pub") in register_command(
+        Path("var/certs"), "uci_cleveland"
+    )
+    node = supernode_command(
+        Path("var/certs"), "127.0.0.1:9092", 9094, "uci_cleveland", Path("cohort"), True
+    )
+    assert str(tmp_path / "cohort") in node[node.index("--node-config") + 1]

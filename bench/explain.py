@@ -1,0 +1,72 @@
+"""Latency of a full explanation of one patient on CPU.
+
+Usage: ``python bench/explain.py [--repeats 20] [--threads 2]``. Needs a registered
+model version (``make demo`` or ``cardiorisk train``; one trained since concepts
+were added also places the record on its TCAV concepts) and the cohort store.
+Prints p50/p95 of `PredictionService.explain` for a real PTB-XL MI test record
+given an earlier visit and a real chest X-ray (every modality present): Integrated
+Gradients and Feature Ablation for each of the 4 heads, exact Shapley values over
+the modalities, the concepts' alignment, and the anomalies (the ECG measured with
+neurokit2); and, apart, the plain-language paragraphs in both languages.
+
+``--threads 2`` reproduces the two cores of the target machine (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+import torch
+
+# This script is named like the `explain` package: take its folder off the path
+# so that the package is imported, and load the shared helpers by file.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+_spec = importlib.util.spec_from_file_location("bench_predict", HERE / "predict.py")
+bench_predict = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_predict)
+
+from app.explanation_text import paragraphs  # noqa: E402
+from app.service import PredictionService  # noqa: E402
+from app.settings import load_settings  # noqa: E402
+
+every_modality, percentiles = bench_predict.every_modality, bench_predict.percentiles
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    service = PredictionService(load_settings().models_path())
+    record = every_modality(service)
+    learned = len(service.concepts.concepts) if service.concepts else 0
+    print(
+        f"model version {service.version}, torch threads {torch.get_num_threads()}, "
+        f"{learned} learned concept tests"
+    )
+    print(f"one patient holding: {', '.join(record.modalities)}")
+    explanation = service.explain(record)
+    rows = [
+        (
+            "full explanation",
+            *percentiles(lambda: service.explain(record), args.repeats),
+        ),
+        (
+            "paragraphs, en + vi",
+            *percentiles(
+                lambda: [paragraphs(explanation, lang) for lang in ("en", "vi")],
+                args.repeats,
+            ),
+        ),
+    ]
+    for label, p50, p95 in rows:
+        print(f"{label:24s} p50 {p50:8.1f} ms   p95 {p95:8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
