@@ -480,26 +480,31 @@ def federated_report(
     console.print(path.read_text(encoding="utf-8"))
 
 
+PatientArgument = Annotated[
+    Path, typer.Argument(help="Patient JSON: the native schema or a FHIR R4 Bundle.")
+]
+ECGOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="ECG: a WFDB record (.hea with its signal files), a DICOM 12-lead "
+        "waveform (.dcm) or a CSV with one column per lead."
+    ),
+]
+ECGFsOption = Annotated[
+    float | None, typer.Option(help="Sampling frequency (Hz) of a CSV ECG.")
+]
+ImageOption = Annotated[
+    Path | None,
+    typer.Option(help="A medical image: DICOM (.dcm) or PNG (de-identified)."),
+]
+
+
 @cli.command()
 def predict(
-    patient: Annotated[
-        Path,
-        typer.Argument(help="Patient JSON: the native schema or a FHIR R4 Bundle."),
-    ],
-    ecg: Annotated[
-        Path | None,
-        typer.Option(
-            help="ECG: a WFDB record (.hea with its signal files), a DICOM 12-lead "
-            "waveform (.dcm) or a CSV with one column per lead."
-        ),
-    ] = None,
-    ecg_fs: Annotated[
-        float | None, typer.Option(help="Sampling frequency (Hz) of a CSV ECG.")
-    ] = None,
-    image: Annotated[
-        Path | None,
-        typer.Option(help="A medical image: DICOM (.dcm) or PNG (de-identified)."),
-    ] = None,
+    patient: PatientArgument,
+    ecg: ECGOption = None,
+    ecg_fs: ECGFsOption = None,
+    image: ImageOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     as_fhir: Annotated[
         bool, typer.Option("--fhir", help="Print a FHIR R4 RiskAssessment.")
@@ -538,24 +543,10 @@ def predict(
 
 @cli.command()
 def explain(
-    patient: Annotated[
-        Path,
-        typer.Argument(help="Patient JSON: the native schema or a FHIR R4 Bundle."),
-    ],
-    ecg: Annotated[
-        Path | None,
-        typer.Option(
-            help="ECG: a WFDB record (.hea with its signal files), a DICOM 12-lead "
-            "waveform (.dcm) or a CSV with one column per lead."
-        ),
-    ] = None,
-    ecg_fs: Annotated[
-        float | None, typer.Option(help="Sampling frequency (Hz) of a CSV ECG.")
-    ] = None,
-    image: Annotated[
-        Path | None,
-        typer.Option(help="A medical image: DICOM (.dcm) or PNG (de-identified)."),
-    ] = None,
+    patient: PatientArgument,
+    ecg: ECGOption = None,
+    ecg_fs: ECGFsOption = None,
+    image: ImageOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the structured explanation.")
     ] = False,

@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -498,6 +498,29 @@ def read_bundle(name: str, content: bytes) -> dict:
     return bundle
 
 
+def lead_panels(leads: list[str]) -> tuple[go.Figure, Callable[[int], tuple[int, int]]]:
+    """One small panel per lead, filling two columns top to bottom.
+
+    Limb leads come left and chest leads right for a standard 12-lead record.
+    Returns the figure and where lead ``i`` goes, ``(row, col)`` from 1.
+    """
+    n_cols = 2 if len(leads) > 1 else 1
+    n_rows = math.ceil(len(leads) / n_cols)
+    # Panel order is row-major in make_subplots; we fill columns first.
+    order: list[int | None] = [None] * (n_rows * n_cols)
+    for lead in range(len(leads)):
+        order[(lead % n_rows) * n_cols + lead // n_rows] = lead
+    figure = make_subplots(
+        rows=n_rows,
+        cols=n_cols,
+        shared_xaxes=True,
+        subplot_titles=[leads[i] if i is not None else "" for i in order],
+        vertical_spacing=0.04,
+        horizontal_spacing=0.06,
+    )
+    return figure, lambda lead: (lead % n_rows + 1, lead // n_rows + 1)
+
+
 def ecg_figure(ecg: ECG, language: str = DEFAULT_LANGUAGE) -> go.Figure:
     """Draw an ECG as small panels, one per lead: time in s, amplitude in mV.
 
@@ -505,24 +528,12 @@ def ecg_figure(ecg: ECG, language: str = DEFAULT_LANGUAGE) -> go.Figure:
     standard 12-lead record).
     """
     n_leads = ecg.signal.shape[0]
+    figure, place = lead_panels(list(ecg.lead_names))
     n_cols = 2 if n_leads > 1 else 1
     n_rows = math.ceil(n_leads / n_cols)
-    # Panel order is row-major in make_subplots; we fill columns first.
-    order = [None] * (n_rows * n_cols)
-    for lead in range(n_leads):
-        order[(lead % n_rows) * n_cols + lead // n_rows] = lead
-    titles = [ecg.lead_names[lead] if lead is not None else "" for lead in order]
-    figure = make_subplots(
-        rows=n_rows,
-        cols=n_cols,
-        shared_xaxes=True,
-        subplot_titles=titles,
-        vertical_spacing=0.04,
-        horizontal_spacing=0.06,
-    )
     time_s = np.arange(ecg.signal.shape[1]) / ecg.fs
     for lead in range(n_leads):
-        row, col = lead % n_rows + 1, lead // n_rows + 1
+        row, col = place(lead)
         figure.add_trace(
             go.Scatter(
                 x=time_s,
@@ -597,21 +608,11 @@ def ecg_attribution_figure(
     values = np.asarray(getattr(ecg, method))
     n_leads = signal.shape[0]
     n_rows = math.ceil(n_leads / 2)
-    order = [None] * (n_rows * 2)
-    for lead in range(n_leads):
-        order[(lead % n_rows) * 2 + lead // n_rows] = lead
-    figure = make_subplots(
-        rows=n_rows,
-        cols=2,
-        shared_xaxes=True,
-        subplot_titles=[ecg.leads[i] if i is not None else "" for i in order],
-        vertical_spacing=0.04,
-        horizontal_spacing=0.06,
-    )
+    figure, place = lead_panels(list(ecg.leads))
     time_s = np.arange(signal.shape[1]) / ecg.fs
     scale = float(np.abs(values).max()) or 1.0
     for lead in range(n_leads):
-        row, col = lead % n_rows + 1, lead // n_rows + 1
+        row, col = place(lead)
         low, high = float(signal[lead].min()), float(signal[lead].max())
         figure.add_trace(
             go.Heatmap(

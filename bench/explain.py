@@ -9,6 +9,11 @@ Gradients and Feature Ablation for each of the 4 heads, exact Shapley values ove
 the modalities, the concepts' alignment, and the anomalies (the ECG measured with
 neurokit2); and, apart, the plain-language paragraphs in both languages.
 
+Then, for every held-out PTB-XL record with an inferior or anteroseptal MI (its
+cardiologists' SCP statements IMI or ASMI), whether the explanation's top ECG lead
+for the acute-MI head lies in that infarct's leads (II, III, aVF; V1-V4), against
+the chance of a lead drawn at random, and which concepts the record aligns with.
+
 ``--threads 2`` reproduces the two cores of the target machine (DESIGN.md).
 """
 
@@ -66,6 +71,51 @@ def main() -> None:
     ]
     for label, p50, p95 in rows:
         print(f"{label:24s} p50 {p50:8.1f} ms   p95 {p95:8.1f} ms")
+    territories(service)
+
+
+TERRITORY = {"IMI": ("II", "III", "AVF"), "ASMI": ("V1", "V2", "V3", "V4")}
+
+
+def territories(service: PredictionService) -> None:
+    """Top acute-MI lead in the infarct's leads, on held-out PTB-XL MI records."""
+    import ast
+
+    import pandas as pd
+
+    from ingest.cohort import load_cohort
+    from ingest.config import data_dir
+
+    database = pd.read_csv(
+        data_dir() / "ptbxl_subset" / "ptbxl_database.csv", index_col="ecg_id"
+    )
+    hits, total, chance, aligned = 0, 0, 0.0, {}
+    for record in load_cohort(service.data.cohort_path(), splits=["test"]):
+        if not record.record_id.startswith("ptbxl:") or record.ecg is None:
+            continue
+        codes = ast.literal_eval(database.loc[int(record.record_id[6:]), "scp_codes"])
+        kinds = [kind for kind in TERRITORY if kind in codes]
+        if len(kinds) != 1:
+            continue
+        leads = TERRITORY[kinds[0]]
+        explanation = service.explain(record)
+        [mi] = [h for h in explanation["heads"] if h["head"] == "acute_mi"]
+        if not mi.get("ecg_leads"):
+            continue
+        top = mi["ecg_leads"][0]["lead"]
+        total += 1
+        hits += top in leads
+        chance += len(leads) / len(service.data.ecg.leads)
+        for concept in mi["concepts"]:
+            if concept["aligns"]:
+                aligned[concept["concept"]] = aligned.get(concept["concept"], 0) + 1
+    if total:
+        print(
+            f"held-out PTB-XL inferior/anteroseptal MI records: {total}; top acute-MI "
+            f"lead in the infarct's leads for {hits} ({hits / total:.0%}; a random "
+            f"lead: {chance / total:.0%})"
+        )
+        print(f"concepts these records align with: {aligned or 'none'}")
 
 
 if __name__ == "__main__":
