@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from pathlib import Path
 from typing import NamedTuple
@@ -23,7 +24,7 @@ from fusion.versions import load_version
 from ingest.codes import load_code_tables
 from ingest.config import load_data_config
 from ingest.ecg import conform_ecg, lead_problems
-from ingest.ecg_measurements import measure_window
+from ingest.ecg_measurements import ECGMeasurements, measure_window
 from ingest.errors import CardioriskError, InputError
 from ingest.fhir import read_fhir_bundle
 from ingest.imaging import conform_image
@@ -86,6 +87,9 @@ class PredictionService:
         self.explain_settings = load_explain_settings()
         self.ranges = load_reference_ranges()
         self.held: HeldPredictions = held if held is not None else HeldPredictions()
+        # One model pass at a time: explanations hook the model's layers
+        # (Captum), and a hook would also fire on another thread's pass.
+        self._model_lock = threading.Lock()
         # Readers fill model inputs (as this version knows them, guideline
         # scores excepted: those are computed) and the recorded-only features
         # of the current configs.
@@ -289,6 +293,17 @@ class PredictionService:
         ecg : ECG, optional
             The ECG as read (own ``fs``), measured for `ECGSummary`.
         """
+        with self._model_lock:
+            return self._predict(record, explain, warnings, language, ecg)
+
+    def _predict(
+        self,
+        record: PatientRecord,
+        explain: bool,
+        warnings: list[str] | None,
+        language: str,
+        ecg: ECG | None,
+    ) -> PredictionResult:
         inputs = encode_records([record], self.data)
         with torch.no_grad():
             risks = torch.sigmoid(self.model(*inputs.forward_args()))[0]
@@ -388,7 +403,17 @@ class PredictionService:
         on the ECG as read (its own ``fs``) when given.
         """
         measurements = measure_window(ecg) if ecg is not None else None
-        explanation = explain_record(
+        with self._model_lock:
+            explanation = self._explain_record(record, measurements)
+        for entry in explanation["heads"]:
+            entry["band"] = self.model_config.heads[entry["head"]].band(entry["risk"])
+        explanation["concepts_learned"] = self.concepts is not None
+        return explanation
+
+    def _explain_record(
+        self, record: PatientRecord, measurements: ECGMeasurements | None
+    ) -> dict:
+        return explain_record(
             self.model,
             record,
             self.data,
@@ -399,10 +424,6 @@ class PredictionService:
             self.ranges,
             measurements,
         )
-        for entry in explanation["heads"]:
-            entry["band"] = self.model_config.heads[entry["head"]].band(entry["risk"])
-        explanation["concepts_learned"] = self.concepts is not None
-        return explanation
 
     def explanation(self, prediction_id: str, language: str = "en") -> dict:
         """The explanation of a prediction this service made, with its paragraphs.
