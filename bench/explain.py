@@ -89,7 +89,8 @@ def territories(service: PredictionService) -> None:
     database = pd.read_csv(
         data_dir() / "ptbxl_subset" / "ptbxl_database.csv", index_col="ecg_id"
     )
-    hits, total, chance, aligned = 0, 0, 0.0, {}
+    tally = {kind: [0, 0] for kind in TERRITORY}  # records, top lead inside
+    aligned: dict[str, int] = {}
     for record in load_cohort(service.data.cohort_path(), splits=["test"]):
         if not record.record_id.startswith("ptbxl:") or record.ecg is None:
             continue
@@ -97,25 +98,25 @@ def territories(service: PredictionService) -> None:
         kinds = [kind for kind in TERRITORY if kind in codes]
         if len(kinds) != 1:
             continue
-        leads = TERRITORY[kinds[0]]
         explanation = service.explain(record)
         [mi] = [h for h in explanation["heads"] if h["head"] == "acute_mi"]
         if not mi.get("ecg_leads"):
             continue
-        top = mi["ecg_leads"][0]["lead"]
-        total += 1
-        hits += top in leads
-        chance += len(leads) / len(service.data.ecg.leads)
+        tally[kinds[0]][0] += 1
+        tally[kinds[0]][1] += mi["ecg_leads"][0]["lead"] in TERRITORY[kinds[0]]
         for concept in mi["concepts"]:
             if concept["aligns"]:
                 aligned[concept["concept"]] = aligned.get(concept["concept"], 0) + 1
-    if total:
+    n_leads = len(service.data.ecg.leads)
+    for kind, (records, inside) in tally.items():
+        leads = ", ".join(TERRITORY[kind])
         print(
-            f"held-out PTB-XL inferior/anteroseptal MI records: {total}; top acute-MI "
-            f"lead in the infarct's leads for {hits} ({hits / total:.0%}; a random "
-            f"lead: {chance / total:.0%})"
+            f"held-out PTB-XL {kind} records: {records}; top acute-MI lead in "
+            f"{leads} for {inside} (a random lead: "
+            f"{len(TERRITORY[kind]) / n_leads:.0%})"
         )
-        print(f"concepts these records align with: {aligned or 'none'}")
+    total = sum(records for records, _ in tally.values())
+    print(f"of these {total}, aligned with each concept: {aligned or 'none'}")
 
 
 if __name__ == "__main__":
