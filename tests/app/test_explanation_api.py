@@ -130,3 +130,43 @@ def test_the_dashboard_says_when_a_prediction_is_no_longer_held():
     assert "404" in caught.value.message("en") and "not held" in caught.value.message(
         "en"
     )
+
+
+def test_explanations_and_predictions_in_parallel_threads_stay_correct(
+    model_version, small_cohort
+):
+    """Captum's layer hooks sit on the one model: passes must not interleave."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.service import PredictionService
+    from explain.concepts import LAYERS, ConceptBank, LearnedConcept
+    from ingest.cohort import load_cohort
+
+    service = PredictionService(*model_version)
+    rng = np.random.default_rng(0)
+    cav = rng.normal(size=service.model_config.token_dim)
+    service.concepts = ConceptBank(
+        [
+            LearnedConcept(
+                "acute_mi", "myocardial_infarction", LAYERS["ecg"], "22298006",
+                "Myocardial infarction", 0.9, [0.9], [0.5], 0.01, 0.8, True, 10,
+                [float(v) for v in cav / np.linalg.norm(cav)], 1.0, 0.0,
+            )
+        ]
+    )  # fmt: skip
+    records = [r for r in load_cohort(small_cohort) if r.ecg is not None][:6]
+    expected = [service.explain(r)["heads"][0]["concepts"] for r in records]
+
+    def explain(i: int) -> list:
+        return service.explain(records[i % len(records)])["heads"][0]["concepts"]
+
+    def predict(i: int) -> float:
+        return service.predict(records[i % len(records)]).risks[0].risk
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        explained = [pool.submit(explain, i) for i in range(12)]
+        predicted = [pool.submit(predict, i) for i in range(12)]
+        for i, future in enumerate(explained):
+            assert future.result() == expected[i % len(records)]
+        for future in predicted:
+            assert 0.0 <= future.result() <= 1.0
