@@ -87,18 +87,24 @@ def head_paragraph(entry: dict, explanation: dict, language: str = "en") -> str:
     elif entry["concepts"]:
         sentences.append(t("concepts_none"))
     sentences += _missing(entry, language)
-    found = explanation["anomalies"][:SHOWN_ANOMALIES]
-    territories = {a["name"] for a in found if a["leads"]}
-    if found:
-        items = [
-            anomaly_text(a, language)
-            for a in found
+    territories = {a["name"] for a in explanation["anomalies"] if a["leads"]}
+    found = sorted(
+        (
+            a
+            for a in explanation["anomalies"]
             if a["leads"] or not _in_territory(a, explanation, territories)
-        ]
-        sentences.append(t("anomalies", items="; ".join(items)))
+        ),
+        key=_severity,
+        reverse=True,
+    )
+    if found:
+        items = "; ".join(anomaly_text(a, language) for a in found[:SHOWN_ANOMALIES])
+        if len(found) > SHOWN_ANOMALIES:
+            items += t("anomalies_more", count=len(found) - SHOWN_ANOMALIES)
+        sentences.append(t("anomalies", items=items))
     else:
         sentences.append(t("anomalies_none"))
-    sentences += _scores(entry, language)
+    sentences += _scores(entry, language, entry.get("clinical_scores_configured", []))
     return " ".join(s for s in sentences if s)
 
 
@@ -117,10 +123,17 @@ def reason_text(reason: dict, explanation: dict, language: str) -> str:
         visit = next((v for v in head["timeline"] if v["visit"] == int(detail)), None)
         years = format_number(visit["years_before"], language) if visit else detail
         return translate("reason.visit", language, years=years)
+    if reason["name"] == "sex_male" and reason.get("value") in (0.0, 1.0):
+        sex = translate("form.male" if reason["value"] else "form.female", language)
+        return f"{translate('field.sex', language)} ({sex})"
     label = translate(f"field.{reason['name']}", language)
     unit = reason.get("unit") or ""
+    if unit == "points" and reason.get("value") == 1.0:
+        unit = "point"
     if unit and has_message(f"unit.{unit}", language):
         unit = translate(f"unit.{unit}", language)
+    if reason["name"] == "age" and language == "vi":
+        unit = ""  # "Tuổi (74)": the word already says years
     value = format_value(reason.get("value"), unit, language)
     return f"{label} ({value})" if value else label
 
@@ -187,10 +200,25 @@ def _missing(entry: dict, language: str) -> list[str]:
     return out
 
 
-def _scores(entry: dict, language: str) -> list[str]:
+def _scores(entry: dict, language: str, configured: list[str]) -> list[str]:
     scores = entry["clinical_scores"]
+    confidence = entry["confidence"]
     if not scores:
-        return [translate("explain.score_none", language)]
+        out = []
+        if configured:
+            names = ", ".join(translate(f"field.{n}", language) for n in configured)
+            out.append(translate("explain.score_missing", language, names=names))
+        tool = entry.get("best_tool_held_out_auroc")
+        if tool is not None:
+            out.append(
+                translate(
+                    "explain.scores_compared",
+                    language,
+                    tool=_auroc(tool, language),
+                    model=_auroc(confidence["held_out_auroc"], language),
+                )
+            )
+        return out
     out = [
         translate(
             "explain.score",
@@ -211,6 +239,14 @@ def _scores(entry: dict, language: str) -> list[str]:
             )
         )
     return out
+
+
+def _severity(anomaly: dict) -> float:
+    """How far outside its limit, relative to it; a whole territory first."""
+    if anomaly["leads"]:
+        return float("inf")
+    limit = abs(anomaly["limit"]) or 1.0
+    return abs(anomaly["value"] - anomaly["limit"]) / limit
 
 
 def _concept(concept: dict, language: str) -> str:

@@ -166,7 +166,12 @@ class ConceptAlignment(BaseModel):
         description="0 at random examples' mean projection on the CAV, 1 at the "
         "concept examples' mean."
     )
-    aligns: bool = Field(description="alignment >= 0.5")
+    aligns: bool = Field(
+        description="alignment >= 0.5, and for a lab concept one of its labs measured"
+    )
+    measured: bool = Field(
+        True, description="False for a lab concept none of whose labs was given."
+    )
     sensitivity: float = Field(
         description="The head's gradient along the concept at this record "
         "(positive: more of the concept, higher risk)."
@@ -213,6 +218,11 @@ class HeadExplanation(BaseModel):
     )
     confidence: Confidence
     clinical_scores: list[ClinicalScore]
+    clinical_scores_configured: list[str] = Field(
+        default_factory=list,
+        description="The traditional scores of this head (configs/explain.yaml).",
+    )
+    best_tool_held_out_auroc: float | None = None
     concepts: list[ConceptAlignment]
     integrated_gradients: AttributionMethod | None = None
     feature_ablation: AttributionMethod | None = None
@@ -253,6 +263,10 @@ class Explanation(BaseModel):
     language: Literal["en", "vi"]
     concepts_learned: bool = Field(
         description="False for a model version trained before concepts were learned."
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What reading the input found (lead-off leads, unused data).",
     )
     modalities_present: list[str]
     modalities_absent: list[str]

@@ -384,7 +384,9 @@ class PredictionService:
                     f"from it{also}"
                 )
         prediction_id = str(uuid.uuid4())
-        self.held.put(prediction_id, {"record": record, "ecg": ecg})
+        self.held.put(
+            prediction_id, {"record": record, "ecg": ecg, "warnings": warnings}
+        )
         return PredictionResult(
             prediction_id=prediction_id,
             model_version=self.version,
@@ -450,6 +452,7 @@ class PredictionService:
             "prediction_id": prediction_id,
             "model_version": self.version,
             "language": language,
+            "warnings": held.get("warnings", []),
             **explanation,
             "heads": [
                 {**entry, "paragraph": text[entry["head"]]}

@@ -136,6 +136,12 @@ def explain_record(
         baseline_risks = torch.sigmoid(model(*nothing.forward_args()))[0]
     shares = modality_shapley(model, inputs)
     aligned = concept_alignment(model, bank, inputs)
+    for items in aligned.values():
+        for item in items:
+            # A lab concept is claimed only when one of its labs was given.
+            labs = ontology.concepts[item["concept"]].thresholds
+            item["measured"] = not labs or bool(set(labs) & set(record.features))
+            item["aligns"] = item["aligns"] and item["measured"]
     scores = with_scores(record.features)
     heads, ecg_maps = [], None
     reading = [
@@ -171,6 +177,10 @@ def explain_record(
             "modality_shares": {m: v for m, v in shares[index].items() if m in read},
             "confidence": _confidence(head, read, facts),
             "clinical_scores": _clinical_scores(head, scores, settings, facts),
+            "clinical_scores_configured": settings.clinical_scores.get(head, []),
+            "best_tool_held_out_auroc": facts.evaluation.get(head, {}).get(
+                "best_baseline_auroc"
+            ),
             "concepts": aligned[head],
         }
         if read:
@@ -263,6 +273,8 @@ def _per_lead(
             "feature_ablation": float(ablated.ecg[row].sum()),
         }
         for row, lead in enumerate(data.ecg.leads)
+        # A lead with no effect by either method (a flat, lead-off lead) is none.
+        if float(ig.ecg[row].abs().sum()) or float(ablated.ecg[row].abs().sum())
     ]
     return sorted(rows, key=lambda r: abs(r["integrated_gradients"]), reverse=True)
 

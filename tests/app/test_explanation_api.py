@@ -170,3 +170,31 @@ def test_explanations_and_predictions_in_parallel_threads_stay_correct(
             assert future.result() == expected[i % len(records)]
         for future in predicted:
             assert 0.0 <= future.result() <= 1.0
+
+
+def test_many_anomalies_are_ranked_and_counted_and_sex_is_named(client):
+    patient = {
+        "age": 50,
+        "sex": "female",
+        "features": {
+            "potassium": 6.5, "sodium": 125, "creatinine": 2.5, "hemoglobin": 9.0,
+            "platelets": 90, "albumin": 2.5, "ast": 300, "alt": 400, "glucose": 350,
+        },
+    }  # fmt: skip
+    response = client.post("/v1/predictions", data={"patient": json.dumps(patient)})
+    prediction = response.json()["prediction_id"]
+    body = client.get(f"/v1/predictions/{prediction}/explanation").json()
+    assert len(body["anomalies"]) == 9
+    paragraph = body["heads"][0]["paragraph"]
+    # The six farthest outside their limits are named, the rest counted.
+    assert "and 3 more (see the list)" in paragraph
+    assert "ALT 400 U/L (high; limit 55 U/L)" in paragraph  # 7x its limit
+    assert "Sodium" not in paragraph  # 125 is 7% below 135: among the last
+    assert "Male sex" not in paragraph
+    from app.explanation_text import reason_text
+
+    female = {"name": "sex_male", "value": 0.0, "unit": "", "modality": "tabular"}
+    assert reason_text(female, body, "en") == "Sex (female)"
+    assert reason_text(female, body, "vi") == "Giới tính (nữ)"
+    one = {"name": "score_rcri", "value": 1.0, "unit": "points", "modality": "tabular"}
+    assert reason_text(one, body, "en").endswith("(1 point)")

@@ -17,7 +17,7 @@ from modalities.batch import ModelInputs
 
 HEAD = 0  # acute_mi: the head that reads the ECG
 TOP = 12  # ECG lead x 1 s windows removed (of 120)
-TOLERANCE = 0.02  # IG completeness, logit units, at 64 steps
+TOLERANCE = 0.02  # IG completeness, logit units, at 256 steps (0.0095 measured)
 MAX_RECORDS = 16
 
 
@@ -125,8 +125,8 @@ def test_removing_top_tabular_features_moves_the_risk_more_than_random(trained):
 
 
 def test_integrated_gradients_sum_to_the_logit_difference(trained):
-    for inputs in _ecg_test_records(trained)[:10]:
-        attribution = integrated_gradients(trained.model, inputs, HEAD, n_steps=64)
+    for inputs in _ecg_test_records(trained):
+        attribution = integrated_gradients(trained.model, inputs, HEAD, n_steps=256)
         total = (
             attribution.tabular.sum()
             + attribution.ecg.sum()
