@@ -437,8 +437,9 @@ class PredictionService:
         """
         held = self.held.get(prediction_id)
         if held is None:
+            shown = prediction_id if len(prediction_id) <= 64 else "given"
             raise NotHeldError(
-                f"prediction {prediction_id}: not held by this service (it keeps "
+                f"prediction {shown!r}: not held by this service (it keeps "
                 f"the last {self.held.capacity} predictions for "
                 f"{self.held.seconds / 60:g} minutes, in memory only); post the "
                 "patient again to /v1/predictions"
