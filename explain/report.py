@@ -138,9 +138,11 @@ def explain_record(
     aligned = concept_alignment(model, bank, inputs)
     for items in aligned.values():
         for item in items:
-            # A lab concept is claimed only when one of its labs was given.
-            labs = ontology.concepts[item["concept"]].thresholds
-            item["measured"] = not labs or bool(set(labs) & set(record.features))
+            # A lab concept (learned from lab cut-offs, not from ECG labels) is
+            # claimed only when one of its labs was given.
+            concept = ontology.concepts[item["concept"]]
+            labs = set(concept.thresholds) if concept.ptbxl_class is None else set()
+            item["measured"] = not labs or bool(labs & set(record.features))
             item["aligns"] = item["aligns"] and item["measured"]
     scores = with_scores(record.features)
     heads, ecg_maps = [], None

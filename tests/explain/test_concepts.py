@@ -11,6 +11,7 @@ from explain.concepts import (
     ConceptBank,
     ConceptSettings,
     HeadView,
+    LearnedConcept,
     concept_alignment,
     concept_examples,
     learn_concepts,
@@ -97,3 +98,35 @@ def test_tcav_with_random_concepts_and_a_record_placed_on_them(trained, tmp_path
         return float(np.mean(values))
 
     assert mean_alignment(positives) > mean_alignment(np.setdiff1d(pool, positives))
+
+
+def test_a_lab_concept_is_claimed_only_when_one_of_its_labs_was_given(
+    trained, small_config
+):
+    from explain.report import VersionFacts, explain_record
+
+    mi = LearnedConcept(
+        "acute_mi", "myocardial_infarction", LAYERS["ecg"], "22298006", "MI",
+        0.9, [0.9], [0.5], 0.01, 0.8, True, 10, [1.0] + [0.0] * 63, -1e3, -1e3 - 1,
+    )  # fmt: skip
+    renal = LearnedConcept(
+        "acute_mi", "renal_impairment", LAYERS["tabular"], "236423003", "Renal",
+        0.9, [0.9], [0.5], 0.01, 0.8, True, 10, [1.0] + [0.0] * 63, -1e3, -1e3 - 1,
+    )  # fmt: skip
+    bank = ConceptBank([mi, renal])  # both placed far on the concept side
+    record = next(r for r in trained.records["test"] if r.ecg is not None)
+    record.features.pop("creatinine", None)
+    record.features.pop("urea_nitrogen", None)
+    facts = VersionFacts({"acute_mi": ["tabular", "ecg"]}, {}, [])
+    [head] = [
+        h
+        for h in explain_record(
+            trained.model, record, small_config, load_ontology(), facts, bank
+        )["heads"]
+        if h["head"] == "acute_mi"
+    ]
+    found = {c["concept"]: c for c in head["concepts"]}
+    # MI is an ECG concept: its troponin cut-offs do not gate it.
+    assert found["myocardial_infarction"]["aligns"]
+    assert found["renal_impairment"]["measured"] is False
+    assert found["renal_impairment"]["aligns"] is False
