@@ -155,6 +155,9 @@ def anomaly_text(anomaly: dict, language: str) -> str:
             label = f"{label} {where}"
     else:
         label = translate(f"field.{kind}", language)
+        if anomaly["source"] == "visit" and anomaly.get("years_before") is not None:
+            years = format_number(anomaly["years_before"], language)
+            label = translate("explain.at_visit", language, label=label, years=years)
     decimals = 2 if abs(anomaly["value"]) < 10 else 0
     unit = anomaly["unit"]
     return translate(

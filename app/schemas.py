@@ -235,13 +235,16 @@ class HeadExplanation(BaseModel):
 class AnomalyOut(BaseModel):
     """A value outside its reference range (configs/reference_ranges.yaml)."""
 
-    source: Literal["lab", "ecg"]
+    source: Literal["lab", "visit", "ecg"]
     name: str
     value: float
     unit: str
     direction: Literal["high", "low"]
     limit: float
     leads: list[str] = []
+    years_before: float | None = Field(
+        None, description="For a `visit` anomaly: the visit's time before the record."
+    )
 
 
 class ECGAttributionMap(BaseModel):

@@ -13,7 +13,7 @@ same change.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ingest.config import DataConfig, load_yaml
@@ -30,7 +30,8 @@ class Anomaly:
     Attributes
     ----------
     source : str
-        ``lab`` (labs and vitals of the record) or ``ecg`` (measured on the ECG).
+        ``lab`` (labs and vitals of the record), ``visit`` (of an earlier visit
+        of its timeline) or ``ecg`` (measured on the ECG).
     name : str
         The feature or measurement (``creatinine``, ``qtc_ms``), or
         ``st_elevation:<lead>`` / ``st_depression:<lead>``, or
@@ -44,6 +45,8 @@ class Anomaly:
         The limit crossed.
     leads : tuple of str
         The leads showing it (ST changes only).
+    years_before : float, optional
+        For a ``visit`` anomaly, how long before the record the visit was.
     """
 
     source: str
@@ -53,6 +56,7 @@ class Anomaly:
     direction: str
     limit: float
     leads: tuple[str, ...] = ()
+    years_before: float | None = None
 
     def as_dict(self) -> dict:
         """JSON-ready form."""
@@ -72,7 +76,7 @@ def anomalies(
     ranges: dict | None = None,
     measurements: ECGMeasurements | None = None,
 ) -> list[Anomaly]:
-    """Every anomaly of the record: its labs and vitals, then its ECG.
+    """Every anomaly of the record: its labs and vitals, its earlier visits', its ECG.
 
     Parameters
     ----------
@@ -87,6 +91,11 @@ def anomalies(
     ranges = ranges if ranges is not None else load_reference_ranges()
     male = record.features.get("sex_male")
     found = lab_anomalies(record.features, data, ranges["labs"], male)
+    for step in record.timeline:
+        found += [
+            replace(anomaly, source="visit", years_before=step.years_before)
+            for anomaly in lab_anomalies(step.values, data, ranges["labs"], male)
+        ]
     if record.ecg is not None:
         measured = measurements if measurements is not None else measure(record.ecg)
         if measured is not None:

@@ -85,3 +85,25 @@ def test_real_ptbxl_records_are_measured_and_checked(small_cohort, data_config):
             if anomaly.source == "ecg":
                 assert anomaly.unit in ("mV", "ms", "/min")
     assert any(any(a.name.startswith("st_") for a in found) for found in checked)
+
+
+def test_values_of_earlier_visits_are_checked_and_dated(data_config):
+    from app.explanation_text import anomaly_text
+    from ingest.schema import PatientRecord, TimelineStep
+
+    record = PatientRecord(
+        record_id="t:1",
+        patient_id="t:1",
+        site="test",
+        source="test",
+        features={"age": 60.0, "systolic_bp": 128.0},
+        timeline=[TimelineStep(2.0, {"systolic_bp": 150.0, "glucose": 90.0})],
+    )
+    [visit] = anomalies(record, data_config, RANGES)
+    assert (visit.source, visit.name, visit.value) == ("visit", "systolic_bp", 150.0)
+    assert visit.years_before == 2.0 and visit.limit == 140.0
+    text = anomaly_text(visit.as_dict(), "en")
+    assert text == (
+        "Systolic blood pressure at the visit 2.0 years earlier 150 mmHg "
+        "(high; limit 140 mmHg)"
+    )
