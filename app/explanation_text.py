@@ -104,7 +104,7 @@ def head_paragraph(entry: dict, explanation: dict, language: str = "en") -> str:
         sentences.append(t("anomalies", items=items))
     else:
         sentences.append(t("anomalies_none"))
-    sentences += _scores(entry, language, entry.get("clinical_scores_configured", []))
+    sentences += _scores(entry, language)
     return " ".join(s for s in sentences if s)
 
 
@@ -175,10 +175,13 @@ def _missing(entry: dict, language: str) -> list[str]:
     confidence = entry["confidence"]
     overall = _auroc(confidence["held_out_auroc"], language)
     if entry["modalities_missing"]:
-        names = [
-            translate(f"modality.{m}", language) for m in entry["modalities_missing"]
-        ]
-        out.append(translate("explain.missing", language, modalities=", ".join(names)))
+        out.append(
+            translate(
+                "explain.missing",
+                language,
+                modalities=_modalities(entry["modalities_missing"], language),
+            )
+        )
         if confidence["subset_auroc"] is not None:
             out.append(
                 translate(
@@ -196,32 +199,23 @@ def _missing(entry: dict, language: str) -> list[str]:
     elif entry["modalities_read"]:
         out.append(translate("explain.complete", language, overall=overall))
     if entry["modalities_not_used"]:
-        names = [
-            translate(f"modality.{m}", language) for m in entry["modalities_not_used"]
-        ]
-        out.append(translate("explain.not_used", language, modalities=", ".join(names)))
+        out.append(
+            translate(
+                "explain.not_used",
+                language,
+                modalities=_modalities(entry["modalities_not_used"], language),
+            )
+        )
     return out
 
 
-def _scores(entry: dict, language: str, configured: list[str]) -> list[str]:
+def _modalities(names: list[str], language: str) -> str:
+    return ", ".join(translate(f"modality.{m}", language) for m in names)
+
+
+def _scores(entry: dict, language: str) -> list[str]:
+    """The head's traditional scores (or their absence), then both AUROCs."""
     scores = entry["clinical_scores"]
-    confidence = entry["confidence"]
-    if not scores:
-        out = []
-        if configured:
-            names = ", ".join(translate(f"field.{n}", language) for n in configured)
-            out.append(translate("explain.score_missing", language, names=names))
-        tool = entry.get("best_tool_held_out_auroc")
-        if tool is not None:
-            out.append(
-                translate(
-                    "explain.scores_compared",
-                    language,
-                    tool=_auroc(tool, language),
-                    model=_auroc(confidence["held_out_auroc"], language),
-                )
-            )
-        return out
     out = [
         translate(
             "explain.score",
@@ -231,14 +225,18 @@ def _scores(entry: dict, language: str, configured: list[str]) -> list[str]:
         )
         for s in scores
     ]
-    first = scores[0]
-    if first["best_tool_held_out_auroc"] is not None:
+    configured = entry.get("clinical_scores_configured", [])
+    if not scores and configured:
+        names = ", ".join(translate(f"field.{n}", language) for n in configured)
+        out.append(translate("explain.score_missing", language, names=names))
+    tool = entry.get("best_tool_held_out_auroc")
+    if tool is not None:
         out.append(
             translate(
                 "explain.scores_compared",
                 language,
-                tool=_auroc(first["best_tool_held_out_auroc"], language),
-                model=_auroc(first["model_held_out_auroc"], language),
+                tool=_auroc(tool, language),
+                model=_auroc(entry["confidence"]["held_out_auroc"], language),
             )
         )
     return out

@@ -196,8 +196,6 @@ class ClinicalScore(BaseModel):
 
     name: str
     value: float
-    model_held_out_auroc: float | None = None
-    best_tool_held_out_auroc: float | None = None
 
 
 class HeadExplanation(BaseModel):

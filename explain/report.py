@@ -66,8 +66,6 @@ class VersionFacts:
 
     Attributes
     ----------
-    coverage : dict
-        Target -> the modalities it learned from.
     evaluation : dict
         Head -> held-out ``auroc``, ``auroc_ci``, ``best_baseline_auroc``.
     subsets : list of dict
@@ -75,7 +73,6 @@ class VersionFacts:
         (`fusion.subsets.fused_subsets`).
     """
 
-    coverage: dict[str, list[str]]
     evaluation: dict[str, dict]
     subsets: list[dict]
 
@@ -83,7 +80,6 @@ class VersionFacts:
     def of(cls, metadata: dict) -> VersionFacts:
         """From a version's metadata (older versions lack some parts)."""
         return cls(
-            metadata.get("coverage", {}),
             metadata.get("evaluation", {}),
             metadata.get("subsets", []),
         )
@@ -109,7 +105,8 @@ def explain_record(
     data : DataConfig
     ontology : Ontology
     facts : VersionFacts
-        Coverage and held-out figures of the model version.
+        Held-out figures of the model version (what each head reads comes
+        from the model's own coverage).
     bank : ConceptBank, optional
         The version's learned concepts (none: no concept is listed).
     settings : ExplainSettings, optional
@@ -146,11 +143,13 @@ def explain_record(
             item["aligns"] = item["aligns"] and item["measured"]
     scores = with_scores(record.features)
     heads, ecg_maps = [], None
-    reading = [
-        index
-        for index, head in enumerate(HEADS)
-        if set(present) & set(facts.coverage.get(head, MODALITIES))
-    ]
+    # What each head reads: the present modalities it learned from (its coverage).
+    covered = {
+        index: [m for j, m in enumerate(MODALITIES) if model.coverage[index, j] > 0.5]
+        for index in range(len(HEADS))
+    }
+    reads = {index: [m for m in present if m in c] for index, c in covered.items()}
+    reading = [index for index, read in reads.items() if read]
     ablations = dict(
         zip(
             reading,
@@ -167,18 +166,21 @@ def explain_record(
         )
     )
     for index, head in enumerate(HEADS):
-        covered = facts.coverage.get(head, list(MODALITIES))
-        read = [m for m in present if m in covered]
+        read = reads[index]
         entry = {
             "head": head,
             "risk": float(risks[index]),
             "risk_with_no_data": float(baseline_risks[index]),
             "modalities_read": read,
-            "modalities_missing": [m for m in covered if m not in present],
-            "modalities_not_used": [m for m in present if m not in covered],
+            "modalities_missing": [m for m in covered[index] if m not in present],
+            "modalities_not_used": [m for m in present if m not in read],
             "modality_shares": {m: v for m, v in shares[index].items() if m in read},
             "confidence": _confidence(head, read, facts),
-            "clinical_scores": _clinical_scores(head, scores, settings, facts),
+            "clinical_scores": [
+                {"name": name, "value": scores[name]}
+                for name in settings.clinical_scores.get(head, [])
+                if name in scores
+            ],
             "clinical_scores_configured": settings.clinical_scores.get(head, []),
             "best_tool_held_out_auroc": facts.evaluation.get(head, {}).get(
                 "best_baseline_auroc"
@@ -243,23 +245,6 @@ def _confidence(head: str, read: list[str], facts: VersionFacts) -> dict:
         "subset_auroc_ci": subset["fused_auroc_ci"] if subset else None,
         "subset_n": subset["n"] if subset else None,
     }
-
-
-def _clinical_scores(
-    head: str, scores: dict[str, float], settings: ExplainSettings, facts: VersionFacts
-) -> list[dict]:
-    """The traditional scores of the head the record allows, beside the model."""
-    evaluation = facts.evaluation.get(head, {})
-    return [
-        {
-            "name": name,
-            "value": scores[name],
-            "model_held_out_auroc": evaluation.get("auroc"),
-            "best_tool_held_out_auroc": evaluation.get("best_baseline_auroc"),
-        }
-        for name in settings.clinical_scores.get(head, [])
-        if name in scores
-    ]
 
 
 def _per_lead(

@@ -117,7 +117,7 @@ def test_a_lab_concept_is_claimed_only_when_one_of_its_labs_was_given(
     record = next(r for r in trained.records["test"] if r.ecg is not None)
     record.features.pop("creatinine", None)
     record.features.pop("urea_nitrogen", None)
-    facts = VersionFacts({"acute_mi": ["tabular", "ecg"]}, {}, [])
+    facts = VersionFacts({}, [])
     [head] = [
         h
         for h in explain_record(
