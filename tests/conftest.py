@@ -46,11 +46,25 @@ def small_config(data_config: DataConfig) -> DataConfig:
 @pytest.fixture(scope="session")
 def small_cohort(small_config: DataConfig, real_data: Path, tmp_path_factory) -> Path:
     """A cohort store built from real files: UCI sites plus 60 PTB-XL records."""
-    out = tmp_path_factory.mktemp("cohort")
-    records, quarantine, hashes = read_sources(
-        small_config, real_data, ptbxl_limit=SMALL_PTBXL
+    return build_cohort(
+        small_config, real_data, tmp_path_factory.mktemp("cohort"), SMALL_PTBXL
     )
-    write_cohort(records, quarantine, hashes, out, small_config)
+
+
+@pytest.fixture(scope="session")
+def cohort_builder():
+    """`build_cohort`, for fixtures elsewhere that need a cohort of their own."""
+    return build_cohort
+
+
+def build_cohort(
+    config: DataConfig, real_data: Path, out: Path, ptbxl_limit: int
+) -> Path:
+    """Read the configured real sources (the first PTB-XL rows) into a cohort store."""
+    records, quarantine, hashes = read_sources(
+        config, real_data, ptbxl_limit=ptbxl_limit
+    )
+    write_cohort(records, quarantine, hashes, out, config)
     return out
 
 

@@ -15,7 +15,7 @@ import torch
 from fusion.config import load_model_config, load_training_config
 from fusion.model import FusedRiskModel, set_coverage
 from fusion.stages import train_stages
-from ingest.cohort import load_cohort, read_sources, write_cohort
+from ingest.cohort import load_cohort
 from ingest.schema import PatientRecord
 from modalities.batch import ModelInputs, encode_records
 
@@ -31,14 +31,10 @@ EXPLAIN_PTBXL = 300
 
 
 @pytest.fixture(scope="session")
-def explain_cohort(small_config, real_data, tmp_path_factory):
+def explain_cohort(small_config, real_data, tmp_path_factory, cohort_builder):
     """UCI plus 300 PTB-XL records, as a cohort store."""
     out = tmp_path_factory.mktemp("explain_cohort")
-    records, quarantine, hashes = read_sources(
-        small_config, real_data, ptbxl_limit=EXPLAIN_PTBXL
-    )
-    write_cohort(records, quarantine, hashes, out, small_config)
-    return out
+    return cohort_builder(small_config, real_data, out, EXPLAIN_PTBXL)
 
 
 @pytest.fixture(scope="session")
