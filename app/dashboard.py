@@ -33,11 +33,11 @@ from app.i18n import (
     format_number,
     format_value,
     has_message,
+    input_label,
     translate,
 )
 from app.schemas import (
     ECGAttributionMap,
-    ExplainedInput,
     Explanation,
     HeadExplanation,
     HeadRisk,
@@ -693,7 +693,7 @@ def chain_figure(head: HeadExplanation, language: str = DEFAULT_LANGUAGE) -> go.
     reasons = head.integrated_gradients.reasons if head.integrated_gradients else []
     for reason in reasons:
         link(
-            node(_input_label(reason, language)),
+            node(input_label(reason.name, language)),
             node(modality_name(reason.modality, language)),
             reason.attribution,
             red if reason.attribution >= 0 else blue,
@@ -734,15 +734,6 @@ def chain_figure(head: HeadExplanation, language: str = DEFAULT_LANGUAGE) -> go.
         margin={"l": 10, "r": 10, "t": 50, "b": 10},
     )
     return figure
-
-
-def _input_label(reason: ExplainedInput, language: str) -> str:
-    kind, _, detail = reason.name.partition(":")
-    if kind == "ecg":
-        return translate("reason.ecg_lead", language, lead=detail)
-    if kind in ("timeline", "image"):
-        return modality_name("timeline" if kind == "timeline" else "imaging", language)
-    return field_label(reason.name, language)
 
 
 def request_prediction(

@@ -11,7 +11,13 @@ beside it.
 
 from __future__ import annotations
 
-from app.i18n import format_number, format_value, has_message, translate
+from app.i18n import (
+    format_number,
+    format_value,
+    has_message,
+    input_label,
+    translate,
+)
 
 SHOWN_LEADS = 3  # ECG leads named in a paragraph
 SHOWN_ANOMALIES = 6
@@ -111,22 +117,17 @@ def head_paragraph(entry: dict, explanation: dict, language: str = "en") -> str:
 def reason_text(reason: dict, explanation: dict, language: str) -> str:
     """A reason's clinical name, with the patient's value when it has one."""
     kind, _, detail = reason["name"].partition(":")
-    if kind == "ecg":
-        return translate("reason.ecg_lead", language, lead=detail)
-    if kind == "image":
-        return translate("reason.image", language)
+    if kind in ("ecg", "image"):
+        return input_label(reason["name"], language)
     if kind == "timeline":
-        head = next(
-            (h for h in explanation["heads"] if h.get("timeline")),
-            {"timeline": []},
-        )
-        visit = next((v for v in head["timeline"] if v["visit"] == int(detail)), None)
-        years = format_number(visit["years_before"], language) if visit else detail
-        return translate("reason.visit", language, years=years)
+        visits = [v for h in explanation["heads"] for v in h.get("timeline", [])]
+        visit = next((v for v in visits if v["visit"] == int(detail)), None)
+        years = visit["years_before"] if visit else None
+        return input_label(reason["name"], language, years)
     if reason["name"] == "sex_male" and reason.get("value") in (0.0, 1.0):
         sex = translate("form.male" if reason["value"] else "form.female", language)
         return f"{translate('field.sex', language)} ({sex})"
-    label = translate(f"field.{reason['name']}", language)
+    label = input_label(reason["name"], language)
     unit = reason.get("unit") or ""
     if unit == "points" and reason.get("value") == 1.0:
         unit = "point"

@@ -85,6 +85,30 @@ def format_value(
     return f"{format_number(value, language, decimals)} {unit}".strip()
 
 
+def input_label(
+    name: str, language: str = DEFAULT_LANGUAGE, years_before: float | None = None
+) -> str:
+    """Clinical name of a model input as reasons and explanations name it.
+
+    ``systolic_bp`` -> "Systolic blood pressure"; ``ecg:V2`` -> "ECG lead V2";
+    ``timeline:0`` -> "Visit 2.0 years earlier" (given ``years_before``);
+    ``image`` -> "The image".
+    """
+    kind, _, detail = name.partition(":")
+    if kind == "image":
+        return translate("reason.image", language)
+    if kind == "ecg":
+        return translate("reason.ecg_lead", language, lead=detail)
+    if kind == "timeline":
+        years = (
+            format_number(years_before, language)
+            if years_before is not None
+            else detail
+        )
+        return translate("reason.visit", language, years=years)
+    return translate(f"field.{name}", language)
+
+
 def has_message(key: str, language: str = DEFAULT_LANGUAGE) -> bool:
     """Return whether ``key`` resolves in ``language`` (English fallback included)."""
     try:

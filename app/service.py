@@ -12,7 +12,7 @@ import torch
 
 from app.explanation_text import paragraphs
 from app.held import HeldPredictions
-from app.i18n import has_message, translate
+from app.i18n import has_message, input_label, translate
 from app.schemas import ECGSummary, Finding, HeadRisk, PredictionResult, Reason
 from explain.anomalies import load_reference_ranges
 from explain.attributions import Attribution, integrated_gradients
@@ -516,19 +516,7 @@ def ecg_summary(ecg: ECG) -> ECGSummary | None:
 
 
 def reason_label(name: str, record: PatientRecord, language: str) -> str:
-    """Clinical name of a reason from the message catalog.
-
-    ``systolic_bp`` -> "Systolic blood pressure"; ``ecg:V2`` -> "ECG lead V2";
-    ``timeline:0`` -> "Visit 2.0 years earlier" (the record's most recent visit).
-    """
+    """A reason's clinical name (`app.i18n.input_label`), visits dated by the record."""
     kind, _, detail = name.partition(":")
-    if kind == "image":
-        return translate("reason.image", language)
-    if kind == "ecg":
-        return translate("reason.ecg_lead", language, lead=detail)
-    if kind == "timeline":
-        years = f"{record.timeline[int(detail)].years_before:.1f}"
-        if language == "vi":
-            years = years.replace(".", ",")
-        return translate("reason.visit", language, years=years)
-    return translate(f"field.{name}", language)
+    years = record.timeline[int(detail)].years_before if kind == "timeline" else None
+    return input_label(name, language, years)
