@@ -21,22 +21,21 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import sys
-from pathlib import Path
 
+import _path  # noqa: F401 (first: this script shadows the explain package)
 import torch
 
-# This script is named like the `explain` package: take its folder off the path
-# so that the package is imported, and load the shared helpers by file.
-HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-_spec = importlib.util.spec_from_file_location("bench_predict", HERE / "predict.py")
+from app.explanation_text import paragraphs
+from app.service import PredictionService
+from app.settings import load_settings
+
+# Named like the `explain` package, this script is off the import path: the
+# shared helpers are loaded by file.
+_spec = importlib.util.spec_from_file_location(
+    "bench_predict", _path.HERE / "predict.py"
+)
 bench_predict = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench_predict)
-
-from app.explanation_text import paragraphs  # noqa: E402
-from app.service import PredictionService  # noqa: E402
-from app.settings import load_settings  # noqa: E402
 
 every_modality, percentiles = bench_predict.every_modality, bench_predict.percentiles
 

@@ -17,6 +17,7 @@ import argparse
 import time
 from collections.abc import Callable
 
+import _path  # noqa: F401 (first: bench/explain.py shadows the explain package)
 import numpy as np
 import torch
 

@@ -15,6 +15,7 @@ import resource
 import time
 from pathlib import Path
 
+import _path  # noqa: F401 (first: bench/explain.py shadows the explain package)
 import numpy as np
 from fastapi.testclient import TestClient
 
