@@ -40,6 +40,7 @@ class ModelConfig(BaseModel):
     fusion_heads: int = Field(ge=1)
     dropout: float = Field(ge=0, lt=1)
     modality_dropout: float = Field(ge=0, lt=1)
+    lead_dropout: float = Field(default=0.0, ge=0, lt=1)
     auxiliary_weight: float = Field(0.5, ge=0)
     ecg_encoder: dict
     tabular_encoder: dict

@@ -309,6 +309,27 @@ def drop_modalities(
     return kept
 
 
+def drop_leads(
+    ecg: torch.Tensor, probability: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Zero each lead of ``(B, leads, samples)`` ECGs with ``probability``.
+
+    A lead off or too noisy to read reaches the model as zeros; seeing such
+    leads in training teaches it that a zero lead is missing, not normal or
+    abnormal, and to read each territory from more than one lead.
+
+    Returns
+    -------
+    torch.Tensor
+        A new tensor; ``ecg`` itself when ``probability`` is 0.
+    """
+    if probability <= 0:
+        return ecg
+    batch, leads = ecg.shape[:2]
+    draw = torch.rand(batch, leads, 1, generator=generator, device=ecg.device)
+    return ecg * (draw >= probability)
+
+
 STAGES = ("pretraining", "alignment", "supervised")
 
 

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 from fusion.config import ModelConfig, TrainingConfig
 from fusion.model import (
     FusedRiskModel,
+    drop_leads,
     drop_modalities,
     masked_multitask_loss,
     target_weights,
@@ -93,14 +94,17 @@ class SelfSupervisedModule(Proximal, L.LightningModule):
 
 
 class RiskModule(Proximal, L.LightningModule):
-    """Stage 3: the masked multi-task loss over heads and findings, modality dropout.
+    """Stage 3: the masked multi-task loss over heads and findings, with dropout.
+
+    Each present modality is hidden with ``modality_dropout`` and each ECG lead
+    zeroed with ``lead_dropout``, so the model learns to read what is left.
 
     Parameters
     ----------
     model : FusedRiskModel
         The network (shared with the service and the federated apps).
     model_config : ModelConfig
-        For the modality dropout rate.
+        For the modality and lead dropout rates.
     training : TrainingConfig
         Learning rate and weight decay.
     """
@@ -111,15 +115,17 @@ class RiskModule(Proximal, L.LightningModule):
         super().__init__()
         self.model = model
         self.modality_dropout = model_config.modality_dropout
+        self.lead_dropout = model_config.lead_dropout
         self.register_buffer(
             "target_weights", target_weights(model_config.auxiliary_weight)
         )
         self.training_config = training
 
     def training_step(self, batch: ModelInputs, batch_idx: int) -> torch.Tensor:
-        """One optimisation step with some present modalities hidden."""
+        """One optimisation step with some present modalities and leads hidden."""
         mask = drop_modalities(batch.modality_mask, self.modality_dropout)
         args = list(batch.forward_args())
+        args[2] = drop_leads(batch.ecg, self.lead_dropout)
         args[-1] = mask
         logits = self.model(*args)
         loss = masked_multitask_loss(
