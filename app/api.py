@@ -323,7 +323,9 @@ def _answer(
             image_notes=image_upload.notes if image_upload is not None else None,
         ),
     )
-    result = service.predict(read.record, explain, read.warnings, language, ecg)
+    result = service.predict(
+        read.record, explain, read.warnings, language, read.ecg, read.ecg_quality
+    )
     return result, read
 
 

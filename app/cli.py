@@ -521,11 +521,13 @@ def predict(
     try:
         if as_json and as_fhir:
             raise CardioriskError("--json and --fhir: choose one answer format")
-        service, read, signal = _read_patient(
-            patient, ecg, ecg_fs, image, version, language
-        )
+        service, read = _read_patient(patient, ecg, ecg_fs, image, version, language)
         result = service.predict(
-            read.record, warnings=read.warnings, language=language, ecg=signal
+            read.record,
+            warnings=read.warnings,
+            language=language,
+            ecg=read.ecg,
+            ecg_quality=read.ecg_quality,
         )
         if as_fhir:
             resource = risk_assessment(result, read.subject, read.basis)
@@ -562,12 +564,14 @@ def explain(
     """
     started = time.perf_counter()
     try:
-        service, read, signal = _read_patient(
-            patient, ecg, ecg_fs, image, version, language
-        )
+        service, read = _read_patient(patient, ecg, ecg_fs, image, version, language)
         loaded = time.perf_counter()
         result = service.predict(
-            read.record, warnings=read.warnings, language=language, ecg=signal
+            read.record,
+            warnings=read.warnings,
+            language=language,
+            ecg=read.ecg,
+            ecg_quality=read.ecg_quality,
         )
         explained = service.explanation(result.prediction_id, language)
     except CardioriskError as error:
@@ -598,7 +602,7 @@ def _read_patient(
     image: Path | None,
     version: str | None,
     language: str,
-) -> tuple[PredictionService, PatientInput, ECG | None]:
+) -> tuple[PredictionService, PatientInput]:
     """The service and the patient of ``predict`` and ``explain``, checked."""
     from app.service import PredictionService
     from app.settings import load_settings
@@ -639,7 +643,7 @@ def _read_patient(
         image_source=image.name if image is not None else "image",
         image_notes=image_notes,
     )
-    return service, read, signal
+    return service, read
 
 
 def _read_ecg_option(path: Path, fs: float | None) -> ECG:

@@ -83,6 +83,7 @@ def head_paragraph(entry: dict, explanation: dict, language: str = "en") -> str:
         leads = [row["lead"] for row in entry.get("ecg_leads", [])[:SHOWN_LEADS]]
         if leads:
             sentences.append(t("leads", leads=", ".join(leads)))
+    sentences += _signal_quality(entry, explanation, language)
     aligned = [c for c in entry["concepts"] if c["aligns"]]
     if aligned:
         items = [
@@ -169,6 +170,27 @@ def anomaly_text(anomaly: dict, language: str) -> str:
         direction=translate(f"explain.{anomaly['direction']}", language),
         limit=f"{format_number(anomaly['limit'], language, decimals)} {unit}".strip(),
     )
+
+
+def _signal_quality(entry: dict, explanation: dict, language: str) -> list[str]:
+    """The ECG's leads read as zeros for noise, or the ECG set aside."""
+    quality = explanation.get("ecg_quality")
+    if not quality or (quality["used"] and not quality["poor"]):
+        return []
+    if not quality["used"] and "ecg" in entry["modalities_missing"]:
+        return [
+            translate(
+                "explain.ecg_set_aside",
+                language,
+                median=format_number(quality["median"], language, 2),
+                limit=format_number(quality["min_median"], language, 2),
+            )
+        ]
+    if quality["used"] and "ecg" in entry["modalities_read"]:
+        return [
+            translate("explain.poor_leads", language, leads=", ".join(quality["poor"]))
+        ]
+    return []
 
 
 def _missing(entry: dict, language: str) -> list[str]:

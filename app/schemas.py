@@ -65,6 +65,25 @@ class Finding(BaseModel):
     modalities_used: list[str]
 
 
+class ECGQuality(BaseModel):
+    """Whether the ECG's beats could be read (neurokit2 template match, 0 to 1).
+
+    Each live lead's beats, cut at the reference lead's R peaks, are correlated
+    with the lead's average beat. A lead scoring below ``min_score`` is read as
+    zeros; an ECG whose leads' median is below ``min_median`` is not read.
+    """
+
+    scores: dict[str, float | None] = Field(
+        description="Live lead -> score; None when no beat could be cut from it."
+    )
+    reference_lead: str = Field(description="The lead whose R peaks cut the beats.")
+    min_score: float
+    median: float = Field(description="Median score of the live leads.")
+    min_median: float
+    poor: list[str] = Field(description="Leads read as zeros for their quality.")
+    used: bool = Field(description="False when the ECG was set aside.")
+
+
 class ECGSummary(BaseModel):
     """Measurements of the ECG the model read (neurokit2, lead II), for a person.
 
@@ -96,6 +115,9 @@ class PredictionResult(BaseModel):
     )
     ecg_measurements: ECGSummary | None = Field(
         None, description="Measurements of the uploaded ECG, when one was given."
+    )
+    ecg_quality: ECGQuality | None = Field(
+        None, description="The ECG's signal quality, when an ECG was given."
     )
     warnings: list[str] = Field(default_factory=list)
 
@@ -272,5 +294,6 @@ class Explanation(BaseModel):
     modalities_present: list[str]
     modalities_absent: list[str]
     anomalies: list[AnomalyOut]
+    ecg_quality: ECGQuality | None = None
     ecg: ECGAttributionMap | None = None
     heads: list[HeadExplanation]

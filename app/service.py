@@ -13,7 +13,14 @@ import torch
 from app.explanation_text import paragraphs
 from app.held import HeldPredictions
 from app.i18n import has_message, input_label, translate
-from app.schemas import ECGSummary, Finding, HeadRisk, PredictionResult, Reason
+from app.schemas import (
+    ECGQuality,
+    ECGSummary,
+    Finding,
+    HeadRisk,
+    PredictionResult,
+    Reason,
+)
 from explain.anomalies import load_reference_ranges
 from explain.attributions import Attribution, integrated_gradients
 from explain.concepts import CONCEPTS, ConceptBank
@@ -25,6 +32,7 @@ from ingest.codes import load_code_tables
 from ingest.config import load_data_config
 from ingest.ecg import conform_ecg, lead_problems
 from ingest.ecg_measurements import ECGMeasurements, measure_window
+from ingest.ecg_quality import SignalQuality, assess_signal_quality
 from ingest.errors import CardioriskError, InputError
 from ingest.fhir import read_fhir_bundle
 from ingest.imaging import conform_image
@@ -51,12 +59,19 @@ class NotHeldError(CardioriskError):
 
 
 class PatientInput(NamedTuple):
-    """A validated patient, what to tell the user, and its FHIR references."""
+    """A validated patient, what to tell the user, and its FHIR references.
+
+    ``ecg`` is the ECG as read (its own ``fs``) with the leads the model reads
+    as zeros flattened too, for measuring; None when none was given or it was
+    set aside for its signal quality (``ecg_quality`` says why).
+    """
 
     record: PatientRecord
     warnings: list[str]
     basis: list[dict]
     subject: dict | None
+    ecg: ECG | None = None
+    ecg_quality: SignalQuality | None = None
 
 
 class PredictionService:
@@ -139,7 +154,9 @@ class PredictionService:
         warnings: list[str] = []
         basis: list[dict] = []
         subject = None
-        conformed = self._conform(ecg, ecg_source, warnings) if ecg else None
+        conformed, quality = (
+            self._conform(ecg, ecg_source, warnings) if ecg else (None, None)
+        )
         if patient.get("resourceType") is not None:
             record, references = self._from_fhir(patient, source, warnings)
             record.ecg = conformed
@@ -164,17 +181,28 @@ class PredictionService:
                 "read but not used by this model version: " + ", ".join(unused)
             )
         if not record.modalities:
+            if quality is not None and not quality.usable:
+                raise InputError(
+                    ecg_source,
+                    "signal quality",
+                    "beats the model can read (a median neurokit2 template "
+                    f"match of its leads >= {quality.min_median:g}), or other "
+                    "data of the patient",
+                    f"median {quality.median:.2f}: "
+                    + quality.describe(list(quality.scores)),
+                )
             raise InputError(
                 source,
                 "patient",
                 "at least one feature, an ECG or an earlier visit",
                 "no data",
             )
-        if ecg is not None:
+        if conformed is not None:
             basis.append({"display": f"ECG {ecg_source}"})
         if image is not None:
             basis.append({"display": f"image {image_source}"})
-        return PatientInput(record, warnings, basis, subject)
+        used = _flattened(ecg, quality.poor) if conformed is not None else None
+        return PatientInput(record, warnings, basis, subject, used, quality)
 
     def _image(
         self, image: Image, source: str, notes: list[str], warnings: list[str]
@@ -205,8 +233,41 @@ class PredictionService:
             return None
         return conform_image(image, spec, source)
 
-    def _conform(self, ecg: ECG, ecg_source: str, warnings: list[str]) -> ECG:
-        conformed = conform_ecg(ecg, self.data.ecg, ecg_source)
+    def _conform(
+        self, ecg: ECG, ecg_source: str, warnings: list[str]
+    ) -> tuple[ECG | None, SignalQuality]:
+        """The ECG as the model reads it (None when set aside), and its quality.
+
+        Leads of poor signal quality are read as zeros, like leads that are
+        off; an ECG whose leads are mostly poor is not read at all. Either
+        becomes a warning.
+        """
+        spec = self.data.ecg
+        conformed = conform_ecg(ecg, spec, ecg_source)
+        quality = assess_signal_quality(
+            conformed, spec.min_lead_quality, spec.min_ecg_quality
+        )
+        if not quality.usable:
+            warnings.append(
+                f"ECG {ecg_source} set aside for its signal quality: the median "
+                f"neurokit2 template match of its leads is {quality.median:.2f}, "
+                f"below {quality.min_median:g}; the risks are computed without "
+                "it; record the ECG again"
+            )
+            return None, quality
+        self._lead_warnings(ecg, warnings)
+        if quality.poor:
+            for lead in quality.poor:
+                conformed.signal[spec.leads.index(lead)] = 0.0
+            warnings.append(
+                "ECG leads of poor signal quality (read as zeros; neurokit2 "
+                f"template match below {quality.min_score:g}): "
+                + quality.describe(quality.poor)
+            )
+        return conformed, quality
+
+    def _lead_warnings(self, ecg: ECG, warnings: list[str]) -> None:
+        """What the model will not see of ``ecg`` as read (`lead_problems`)."""
         problems = lead_problems(ecg, self.data.ecg)
         if problems["missing"]:
             missing = ", ".join(problems["missing"])
@@ -226,7 +287,6 @@ class PredictionService:
                 f"ECG is {ecg.duration_s:.1f} s long; the model reads "
                 f"{self.data.ecg.duration_s:g} s (the rest is zero-padded)"
             )
-        return conformed
 
     def _from_fhir(
         self, bundle: dict, source: str, warnings: list[str]
@@ -277,6 +337,7 @@ class PredictionService:
         warnings: list[str] | None = None,
         language: str = "en",
         ecg: ECG | None = None,
+        ecg_quality: SignalQuality | None = None,
     ) -> PredictionResult:
         """Risk per head with band, horizon, top reasons and modality contributions.
 
@@ -291,10 +352,27 @@ class PredictionService:
         language : str
             Language of head and reason names (message catalog: en, vi).
         ecg : ECG, optional
-            The ECG as read (own ``fs``), measured for `ECGSummary`.
+            The ECG as read (own ``fs``), measured for `ECGSummary`
+            (`PatientInput.ecg`).
+        ecg_quality : SignalQuality, optional
+            Its signal quality (`PatientInput.ecg_quality`), reported with the
+            prediction and its explanation.
         """
         with self._model_lock:
-            return self._predict(record, explain, warnings, language, ecg)
+            result = self._predict(record, explain, warnings, language, ecg)
+        result.ecg_quality = quality_summary(ecg_quality)
+        self.held.put(
+            result.prediction_id,
+            {
+                "record": record,
+                "ecg": ecg,
+                "ecg_quality": result.ecg_quality.model_dump()
+                if result.ecg_quality
+                else None,
+                "warnings": result.warnings,
+            },
+        )
+        return result
 
     def _predict(
         self,
@@ -383,12 +461,8 @@ class PredictionService:
                     f"{modality}: no risk head of this model version has learned "
                     f"from it{also}"
                 )
-        prediction_id = str(uuid.uuid4())
-        self.held.put(
-            prediction_id, {"record": record, "ecg": ecg, "warnings": warnings}
-        )
         return PredictionResult(
-            prediction_id=prediction_id,
+            prediction_id=str(uuid.uuid4()),
             model_version=self.version,
             modalities_used=used,
             modalities_missing=[m for m in MODALITIES if m not in used],
@@ -447,7 +521,10 @@ class PredictionService:
         if "explanation" not in held:
             held = {**held, "explanation": self.explain(held["record"], held["ecg"])}
             self.held.replace(prediction_id, held)
-        explanation = held["explanation"]
+        explanation = {
+            **held["explanation"],
+            "ecg_quality": held["ecg_quality"],
+        }
         text = paragraphs(explanation, language)
         return {
             "prediction_id": prediction_id,
@@ -492,6 +569,34 @@ def _patient_references(bundle: dict) -> list[set[str]]:
             references.add(f"Patient/{resource['id']}")
         found.append(references)
     return found
+
+
+def quality_summary(quality: SignalQuality | None) -> ECGQuality | None:
+    """The ECG's signal quality as an answer reports it (None without one)."""
+    if quality is None:
+        return None
+    return ECGQuality(
+        scores={
+            lead: None if score is None else round(score, 3)
+            for lead, score in quality.scores.items()
+        },
+        reference_lead=quality.reference_lead,
+        min_score=quality.min_score,
+        median=round(quality.median, 3),
+        min_median=quality.min_median,
+        poor=quality.poor,
+        used=quality.usable,
+    )
+
+
+def _flattened(ecg: ECG, leads: list[str]) -> ECG:
+    """``ecg`` with ``leads`` set to zeros (a copy when there are any)."""
+    rows = [row for row, lead in enumerate(ecg.lead_names) if lead in leads]
+    if not rows:
+        return ecg
+    signal = ecg.signal.copy()
+    signal[rows] = 0.0
+    return ECG(signal, ecg.fs, list(ecg.lead_names))
 
 
 def ecg_summary(ecg: ECG) -> ECGSummary | None:

@@ -147,11 +147,19 @@ class Sources(BaseModel):
 
 
 class ECGSpec(BaseModel):
-    """The ECG the model reads: leads, sampling frequency and duration."""
+    """The ECG the model reads: leads, sampling frequency and duration.
+
+    ``min_lead_quality`` and ``min_ecg_quality`` are the signal-quality gate
+    (`ingest.ecg_quality.assess_signal_quality`): a lead whose beats match its
+    average beat below the first is read as zeros, and an ECG whose live leads'
+    median score is below the second is not read at all.
+    """
 
     fs: float = Field(gt=0)
     duration_s: float = Field(gt=0)
     leads: list[str]
+    min_lead_quality: float = Field(0.5, ge=0, le=1)
+    min_ecg_quality: float = Field(0.65, ge=0, le=1)
 
     @property
     def n_samples(self) -> int:

@@ -135,6 +135,7 @@ def measure(ecg: ECG, reference_lead: str = "II") -> ECGMeasurements | None:
     ECGMeasurements or None
         None when fewer than two whole beats are found (no rhythm to measure).
         An interval that cannot be delineated is None; the rest still counts.
+        Flat leads (lead off) have no per-lead measurements.
     """
     # Step 1: beats that fit wholly in the recording.
     peaks = r_peaks(ecg, reference_lead)
@@ -159,6 +160,8 @@ def measure(ecg: ECG, reference_lead: str = "II") -> ECGMeasurements | None:
 
     leads = {}
     for row, name in enumerate(ecg.lead_names):
+        if is_flat(ecg.signal[row]):
+            continue  # lead off (or read as zeros): nothing to measure
         beats = np.stack([ecg.signal[row, p - before : p + after] for p in peaks])
         median = np.median(beats, axis=0)
         baseline = float(np.median(median[window(PR_WINDOW_S)]))

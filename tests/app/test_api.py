@@ -1,10 +1,12 @@
 import json
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
 from app.api import create_app
 from app.settings import AppSettings
+from ingest.ecg import read_wfdb
 
 
 @pytest.fixture(scope="module")
@@ -186,3 +188,59 @@ def test_a_postop_risk_without_an_operation_says_so(client):
     assert any(w.startswith("postop: no operation") for w in warnings({}))
     planned = warnings({"surgery_major_abdominal": 1, "asa_class": 3})
     assert not any(w.startswith("postop:") for w in planned)
+
+
+def _csv(signal: np.ndarray, leads: list[str]) -> bytes:
+    rows = [",".join(f"{v:.4f}" for v in column) for column in signal.T]
+    return (",".join(leads) + "\n" + "\n".join(rows) + "\n").encode()
+
+
+@pytest.fixture(scope="module")
+def real_ecg(real_data):
+    return read_wfdb(real_data / "ptbxl_subset/records100/00000/00008_lr")
+
+
+def _post_ecg(client, patient: dict, signal: np.ndarray, leads: list[str]):
+    return client.post(
+        "/v1/predictions",
+        data={"patient": json.dumps(patient), "ecg_fs": "100"},
+        files={"ecg_file": ("noisy.csv", _csv(signal, leads))},
+    )
+
+
+def test_an_ecg_of_noise_is_set_aside_and_alone_is_refused(client, real_ecg):
+    noise = np.random.default_rng(0).normal(0, 0.5, real_ecg.signal.shape)
+    response = _post_ecg(client, {"age": 60, "sex": "male"}, noise, real_ecg.lead_names)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "ecg" not in body["modalities_used"] and body["ecg_measurements"] is None
+    assert any("noisy.csv set aside" in w for w in body["warnings"])
+    quality = body["ecg_quality"]
+    assert not quality["used"] and quality["median"] < quality["min_median"]
+    alone = _post_ecg(client, {}, noise, real_ecg.lead_names)
+    assert alone.status_code == 422
+    detail = alone.json()["detail"]
+    assert "noisy.csv" in detail and "signal quality" in detail
+
+
+def test_a_noisy_lead_is_read_as_zeros_and_named(client, real_ecg):
+    signal = real_ecg.signal.copy()
+    v2 = real_ecg.lead_names.index("V2")
+    signal[v2] = np.random.default_rng(1).normal(0, 0.5, signal.shape[1])
+    response = _post_ecg(client, {"age": 60}, signal, real_ecg.lead_names)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert "ecg" in body["modalities_used"]
+    assert body["ecg_quality"]["poor"] == ["V2"] and body["ecg_quality"]["used"]
+    [warning] = [w for w in body["warnings"] if "poor signal quality" in w]
+    assert "V2 0." in warning and "read as zeros" in warning
+    assert "V2" not in body["ecg_measurements"]["st_deviation_mv"]
+    explained = client.get(f"/v1/predictions/{body['prediction_id']}/explanation")
+    assert explained.status_code == 200, explained.text
+    assert explained.json()["ecg_quality"]["poor"] == ["V2"]
+    mi = explained.json()["heads"][0]
+    assert "too noisy to read, read as zeros: V2" in mi["paragraph"]
+    vi = client.get(
+        f"/v1/predictions/{body['prediction_id']}/explanation?language=vi"
+    ).json()["heads"][0]["paragraph"]
+    assert "quá nhiễu" in vi

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.riskassessment import RiskAssessment
@@ -15,6 +14,7 @@ from app.api import create_app
 from app.cli import cli
 from app.service import PredictionService
 from app.settings import AppSettings
+from ingest.ecg import read_wfdb
 
 BUNDLE = {
     "resourceType": "Bundle",
@@ -238,16 +238,18 @@ def test_the_converter_bundle_with_its_byte_order_mark(
     assert "Bundle.entry" in notes  # the entry without `resource`, said aloud
 
 
-def _csv_ecg(seconds: float = 10, fs: float = 250) -> bytes:
-    """Three leads of a 1.2 Hz sine (72 /min), in mV."""
-    t = np.arange(int(seconds * fs)) / fs
-    wave = 0.8 * np.sin(2 * np.pi * 1.2 * t)
-    rows = [f"{v:.4f},{1.2 * v:.4f},{0.4 * v:.4f}" for v in wave]
+@pytest.fixture(scope="module")
+def csv_ecg(real_data: Path) -> bytes:
+    """Leads I, II and III of PTB-XL ecg_id 1 at 500 Hz, as a CSV in mV (no fs)."""
+    ecg = read_wfdb(real_data / "ptbxl_subset/records500/00000/00001_hr")
+    rows = [",".join(f"{v:.4f}" for v in column) for column in ecg.signal[:3].T]
     return ("I,II,III\n" + "\n".join(rows) + "\n").encode()
 
 
-def test_a_csv_ecg_without_fs_names_the_form_field(client: TestClient) -> None:
-    content = _csv_ecg()
+def test_a_csv_ecg_without_fs_names_the_form_field(
+    client: TestClient, csv_ecg: bytes
+) -> None:
+    content = csv_ecg
     response = client.post(
         "/v1/predictions",
         data={"patient": json.dumps({"age": 60})},
@@ -257,23 +259,22 @@ def test_a_csv_ecg_without_fs_names_the_form_field(client: TestClient) -> None:
     assert "ecg_fs" in response.json()["detail"]
     answered = client.post(
         "/v1/predictions",
-        data={"patient": json.dumps({"age": 60}), "ecg_fs": "250"},
+        data={"patient": json.dumps({"age": 60}), "ecg_fs": "500"},
         files={"ecg_file": ("ecg.csv", content)},
     )
     assert answered.status_code == 200, answered.text
     assert "ecg" in answered.json()["modalities_used"]
-    # A sine has no QRS complexes: no measurements, rather than made-up ones.
-    assert answered.json()["ecg_measurements"] is None
+    assert 50 < answered.json()["ecg_measurements"]["heart_rate_bpm"] < 80
 
 
 def test_cli_names_the_missing_ecg_fs_and_one_answer_format(
-    model_version, tmp_path: Path, monkeypatch
+    model_version, tmp_path: Path, monkeypatch, csv_ecg: bytes
 ) -> None:
     monkeypatch.setenv("CARDIORISK_MODELS_DIR", str(model_version[0]))
     patient = tmp_path / "p.json"
     patient.write_text(json.dumps({"age": 60}), encoding="utf-8")
     ecg = tmp_path / "ecg.csv"
-    ecg.write_bytes(_csv_ecg())
+    ecg.write_bytes(csv_ecg)
     result = CliRunner().invoke(cli, ["predict", str(patient), "--ecg", str(ecg)])
     assert result.exit_code == 2 and "--ecg-fs" in result.output
     both = CliRunner().invoke(cli, ["predict", str(patient), "--json", "--fhir"])

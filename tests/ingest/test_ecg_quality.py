@@ -9,7 +9,14 @@ import pytest
 
 from ingest.config import data_dir
 from ingest.ecg import conform_ecg, lead_problems, read_wfdb
-from ingest.ecg_quality import flat_leads, lead_quality, live_span, trim_flat
+from ingest.ecg_quality import (
+    SignalQuality,
+    assess_signal_quality,
+    flat_leads,
+    lead_quality,
+    live_span,
+    trim_flat,
+)
 from ingest.schema import ECG
 
 logger = logging.getLogger(__name__)
@@ -97,3 +104,37 @@ def test_quality_without_beats_is_none():
     signal = np.stack([slow, np.zeros(200)]).astype(np.float32)
     scores = lead_quality(ECG(signal, 100, ["II", "V1"]))
     assert scores["V1"] == 0.0 and scores["II"] is None
+
+
+def _gate(ecg: ECG, data_config) -> SignalQuality:
+    spec = data_config.ecg
+    return assess_signal_quality(ecg, spec.min_lead_quality, spec.min_ecg_quality)
+
+
+def test_the_gate_reads_a_real_ecg_whole(shared, data_config):
+    real = conform_ecg(read_wfdb(shared / RECORD_100HZ), data_config.ecg)
+    verdict = _gate(real, data_config)
+    assert verdict.usable and verdict.poor == [] and verdict.reference_lead == "II"
+    assert verdict.median > 0.9 and len(verdict.scores) == 12
+
+
+def test_a_noisy_reference_lead_is_read_as_zeros_and_another_cuts_the_beats(
+    shared, data_config
+):
+    real = conform_ecg(read_wfdb(shared / RECORD_100HZ), data_config.ecg)
+    signal = real.signal.copy()
+    signal[1] = np.random.default_rng(1).normal(0, 0.5, signal.shape[1])  # lead II
+    verdict = _gate(ECG(signal, real.fs, list(real.lead_names)), data_config)
+    assert verdict.usable and verdict.poor == ["II"]
+    assert verdict.reference_lead == "V5" and verdict.scores["II"] < 0.5
+    assert "II 0." in verdict.describe(verdict.poor)
+
+
+def test_noise_and_flat_ecgs_are_not_read(data_config):
+    leads = list(data_config.ecg.leads)
+    rng = np.random.default_rng(2)
+    noise = ECG(rng.normal(0, 0.5, (12, 1000)).astype(np.float32), 100, leads)
+    verdict = _gate(noise, data_config)
+    assert not verdict.usable and verdict.median < data_config.ecg.min_ecg_quality
+    flat = _gate(ECG(np.zeros((12, 1000), np.float32), 100, leads), data_config)
+    assert flat.scores == {} and not flat.usable
