@@ -17,6 +17,7 @@ from app.i18n import (
     has_message,
     input_label,
     translate,
+    unit_label,
 )
 
 SHOWN_LEADS = 3  # ECG leads named in a paragraph
@@ -132,8 +133,7 @@ def reason_text(reason: dict, explanation: dict, language: str) -> str:
     unit = reason.get("unit") or ""
     if unit == "points" and reason.get("value") == 1.0:
         unit = "point"
-    if unit and has_message(f"unit.{unit}", language):
-        unit = translate(f"unit.{unit}", language)
+    unit = unit_label(unit, language)
     if reason["name"] == "age" and language == "vi":
         unit = ""  # "Tuổi (74)": the word already says years
     value = format_value(reason.get("value"), unit, language)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
@@ -59,6 +60,38 @@ def translate(key: str, language: str = DEFAULT_LANGUAGE, **values: Any) -> str:
         ) from error
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A warning for the user, put in words only when the answer is given.
+
+    Attributes
+    ----------
+    key : str
+        Message key under ``warning.`` in the catalog.
+    values : dict
+        Placeholder values: strings as they are, numbers written for the
+        language (``2.5`` reads ``2,5`` in Vietnamese), and callables given
+        the language (a clinical name, `input_label`).
+    """
+
+    key: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def text(self, language: str = DEFAULT_LANGUAGE) -> str:
+        """The warning in ``language``."""
+        values = {name: _written(v, language) for name, v in self.values.items()}
+        return translate(f"warning.{self.key}", language, **values)
+
+
+def _written(value: Any, language: str) -> Any:
+    if callable(value):
+        return value(language)
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        text = f"{value:g}"
+        return text.replace(".", ",") if language == "vi" else text
+    return value
+
+
 def format_number(value: float, language: str, decimals: int = 1) -> str:
     """Format a number for ``language`` (a decimal comma in Vietnamese)."""
     text = f"{value:.{decimals}f}"
@@ -83,6 +116,13 @@ def format_value(
     else:
         decimals = 1 if abs(value) >= 10 else 2
     return f"{format_number(value, language, decimals)} {unit}".strip()
+
+
+def unit_label(unit: str, language: str = DEFAULT_LANGUAGE) -> str:
+    """A unit as written in ``language`` (``years`` -> ``năm``); others as given."""
+    if unit and has_message(f"unit.{unit}", language):
+        return translate(f"unit.{unit}", language)
+    return unit
 
 
 def input_label(

@@ -45,6 +45,7 @@ from ingest.errors import CardioriskError
 from ingest.ontology import load_ontology
 from ingest.schema import HEADS, TARGETS, PatientRecord
 from modalities.batch import MODALITIES, ModelInputs, encode_records
+from modalities.tabular import seen_ranges
 
 logger = logging.getLogger(__name__)
 
@@ -333,6 +334,8 @@ def train_and_evaluate(
         # an explanation quotes for a record holding just that subset.
         "subsets": subsets
         or fused_subsets(model, splits.test, HEADS, seed=training.seed),
+        # What the service calls a value beyond the training data.
+        "seen_ranges": seen_ranges(splits.train_records, data.feature_names),
     }
     # Step 5: the clinical concepts explanations place each record on (TCAV).
     step("learning clinical concepts (TCAV) for explanations")

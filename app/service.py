@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import uuid
@@ -12,7 +13,7 @@ import torch
 
 from app.explanation_text import paragraphs
 from app.held import HeldPredictions
-from app.i18n import has_message, input_label, translate
+from app.i18n import Notice, has_message, input_label, translate, unit_label
 from app.schemas import (
     ECGQuality,
     ECGSummary,
@@ -67,7 +68,7 @@ class PatientInput(NamedTuple):
     """
 
     record: PatientRecord
-    warnings: list[str]
+    warnings: list[Notice]
     basis: list[dict]
     subject: dict | None
     ecg: ECG | None = None
@@ -151,7 +152,7 @@ class PredictionService:
             the FHIR basis (references to the inputs used); and, for a Bundle,
             a reference to its Patient as the subject.
         """
-        warnings: list[str] = []
+        warnings: list[Notice] = []
         basis: list[dict] = []
         subject = None
         conformed, quality = (
@@ -172,14 +173,11 @@ class PredictionService:
         kept = self.data.max_timeline_steps
         if len(record.timeline) > kept:
             warnings.append(
-                f"{len(record.timeline)} earlier visits given; the model reads the "
-                f"{kept} most recent"
+                Notice("visits_kept", {"given": len(record.timeline), "kept": kept})
             )
         unused = sorted(set(record.features) - set(self.data.features))
         if unused:
-            warnings.append(
-                "read but not used by this model version: " + ", ".join(unused)
-            )
+            warnings.append(Notice("not_used", {"fields": ", ".join(unused)}))
         if not record.modalities:
             if quality is not None and not quality.usable:
                 raise InputError(
@@ -205,7 +203,7 @@ class PredictionService:
         return PatientInput(record, warnings, basis, subject, used, quality)
 
     def _image(
-        self, image: Image, source: str, notes: list[str], warnings: list[str]
+        self, image: Image, source: str, notes: list[str], warnings: list[Notice]
     ) -> Image | None:
         """The conformed image, or None (with a warning) when the model cannot use it.
 
@@ -215,7 +213,9 @@ class PredictionService:
             When the image is smaller than the model accepts.
         """
         spec = self.data.imaging
-        warnings.extend(f"image {source}: {note}" for note in notes)
+        warnings.extend(
+            Notice("image_note", {"source": source, "note": note}) for note in notes
+        )
         rows, columns = image.pixels.shape[:2]
         if min(rows, columns) < spec.min_side:
             raise InputError(
@@ -226,15 +226,20 @@ class PredictionService:
             )
         if image.modality not in spec.modalities:
             warnings.append(
-                f"image {source}: modality {image.modality}; the imaging encoder "
-                f"learned from {', '.join(spec.modalities)} images only, so this "
-                "image is not used"
+                Notice(
+                    "image_not_used",
+                    {
+                        "source": source,
+                        "modality": image.modality,
+                        "learned": ", ".join(spec.modalities),
+                    },
+                )
             )
             return None
         return conform_image(image, spec, source)
 
     def _conform(
-        self, ecg: ECG, ecg_source: str, warnings: list[str]
+        self, ecg: ECG, ecg_source: str, warnings: list[Notice]
     ) -> tuple[ECG | None, SignalQuality]:
         """The ECG as the model reads it (None when set aside), and its quality.
 
@@ -249,10 +254,14 @@ class PredictionService:
         )
         if not quality.usable:
             warnings.append(
-                f"ECG {ecg_source} set aside for its signal quality: the median "
-                f"neurokit2 template match of its leads is {quality.median:.2f}, "
-                f"below {quality.min_median:g}; the risks are computed without "
-                "it; record the ECG again"
+                Notice(
+                    "ecg_set_aside",
+                    {
+                        "source": ecg_source,
+                        "median": round(quality.median, 2),
+                        "limit": quality.min_median,
+                    },
+                )
             )
             return None, quality
         self._lead_warnings(ecg, warnings)
@@ -260,36 +269,42 @@ class PredictionService:
             for lead in quality.poor:
                 conformed.signal[spec.leads.index(lead)] = 0.0
             warnings.append(
-                "ECG leads of poor signal quality (read as zeros; neurokit2 "
-                f"template match below {quality.min_score:g}): "
-                + quality.describe(quality.poor)
+                Notice(
+                    "ecg_poor_leads",
+                    {
+                        "limit": quality.min_score,
+                        "leads": quality.describe(quality.poor),
+                    },
+                )
             )
         return conformed, quality
 
-    def _lead_warnings(self, ecg: ECG, warnings: list[str]) -> None:
+    def _lead_warnings(self, ecg: ECG, warnings: list[Notice]) -> None:
         """What the model will not see of ``ecg`` as read (`lead_problems`)."""
         problems = lead_problems(ecg, self.data.ecg)
         if problems["missing"]:
             missing = ", ".join(problems["missing"])
-            warnings.append(f"ECG leads missing (read as zeros): {missing}")
+            warnings.append(Notice("ecg_leads_missing", {"leads": missing}))
         if problems["flat"]:
-            warnings.append(
-                "ECG leads flat or empty, lead off? (read as zeros): "
-                + ", ".join(problems["flat"])
-            )
-        warnings += [f"ECG: {note}" for note in problems["trimmed"]]
+            flat = ", ".join(problems["flat"])
+            warnings.append(Notice("ecg_leads_flat", {"leads": flat}))
+        warnings += [Notice("ecg_note", {"note": n}) for n in problems["trimmed"]]
         if problems["ignored"]:
-            warnings.append(
-                "ECG signals the model does not read: " + ", ".join(problems["ignored"])
-            )
+            ignored = ", ".join(problems["ignored"])
+            warnings.append(Notice("ecg_ignored", {"leads": ignored}))
         if ecg.duration_s < self.data.ecg.duration_s:
             warnings.append(
-                f"ECG is {ecg.duration_s:.1f} s long; the model reads "
-                f"{self.data.ecg.duration_s:g} s (the rest is zero-padded)"
+                Notice(
+                    "ecg_short",
+                    {
+                        "seconds": round(ecg.duration_s, 1),
+                        "model_seconds": self.data.ecg.duration_s,
+                    },
+                )
             )
 
     def _from_fhir(
-        self, bundle: dict, source: str, warnings: list[str]
+        self, bundle: dict, source: str, warnings: list[Notice]
     ) -> tuple[PatientRecord, list[str]]:
         if bundle.get("resourceType") != "Bundle":
             found = str(bundle.get("resourceType"))[:40]
@@ -312,9 +327,16 @@ class PredictionService:
             )
         # Set-aside parts of the Bundle are reported, never silently dropped.
         warnings += [
-            f"{item.record_id}, {item.field}: {item.reason}" for item in read.quarantine
+            Notice(
+                "set_aside",
+                {"record": item.record_id, "field": item.field, "reason": item.reason},
+            )
+            for item in read.quarantine
         ]
-        warnings += [f"{reason} (x{n})" for reason, n in read.ignored.items()]
+        warnings += [
+            Notice("ignored", {"reason": reason, "count": n})
+            for reason, n in read.ignored.items()
+        ]
         # The subject is the Bundle's one Patient, and the data must be its own.
         record = read.records[0]
         references = read.basis.get(record.patient_id, [])
@@ -334,7 +356,7 @@ class PredictionService:
         self,
         record: PatientRecord,
         explain: bool = True,
-        warnings: list[str] | None = None,
+        warnings: list[Notice] | None = None,
         language: str = "en",
         ecg: ECG | None = None,
         ecg_quality: SignalQuality | None = None,
@@ -347,10 +369,12 @@ class PredictionService:
             A validated record (see `record`).
         explain : bool
             Compute Integrated Gradients reasons and modality Shapley values.
-        warnings : list of str, optional
-            Warnings from reading the input, passed through.
+        warnings : list of Notice, optional
+            Warnings from reading the input (`PatientInput.warnings`), passed
+            through with the prediction's own.
         language : str
-            Language of head and reason names (message catalog: en, vi).
+            Language of head and reason names and of the warnings (message
+            catalog: en, vi).
         ecg : ECG, optional
             The ECG as read (own ``fs``), measured for `ECGSummary`
             (`PatientInput.ecg`).
@@ -358,8 +382,9 @@ class PredictionService:
             Its signal quality (`PatientInput.ecg_quality`), reported with the
             prediction and its explanation.
         """
+        notices = list(warnings or []) + self._outside_training(record)
         with self._model_lock:
-            result = self._predict(record, explain, warnings, language, ecg)
+            result = self._predict(record, explain, notices, language, ecg)
         result.ecg_quality = quality_summary(ecg_quality)
         self.held.put(
             result.prediction_id,
@@ -369,7 +394,7 @@ class PredictionService:
                 "ecg_quality": result.ecg_quality.model_dump()
                 if result.ecg_quality
                 else None,
-                "warnings": result.warnings,
+                "warnings": notices,
             },
         )
         return result
@@ -378,31 +403,25 @@ class PredictionService:
         self,
         record: PatientRecord,
         explain: bool,
-        warnings: list[str] | None,
+        notices: list[Notice],
         language: str,
         ecg: ECG | None,
     ) -> PredictionResult:
+        """The prediction; ``notices`` gains what it finds and is put in words."""
         inputs = encode_records([record], self.data)
         with torch.no_grad():
             risks = torch.sigmoid(self.model(*inputs.forward_args()))[0]
         contributions = modality_shapley(self.model, inputs) if explain else None
         used = [m for i, m in enumerate(MODALITIES) if bool(inputs.modality_mask[0, i])]
-        warnings = list(warnings or [])
         heads = []
         for index, head in enumerate(HEADS):
             spec = self.model_config.heads[head]
             risk = float(risks[index])
             read = self._read_by(index, used)
             if not read:
-                warnings.append(
-                    f"{head}: none of the data given is of a kind this head has "
-                    "learned from; the risk shown is the model's baseline"
-                )
+                notices.append(Notice("head_no_data", {"head": head}))
             if head == "postop" and read and not SURGERY_FIELDS & set(record.features):
-                warnings.append(
-                    "postop: no operation is recorded (surgery_* fields); the risk "
-                    "assumes the patient is having general surgery"
-                )
+                notices.append(Notice("postop_no_surgery"))
             head_reasons = []
             if explain and read:
                 attribution = integrated_gradients(self.model, inputs, index)
@@ -456,10 +475,13 @@ class PredictionService:
                     for i, target in enumerate(TARGETS)
                     if i >= len(HEADS) and self.coverage[i, column]
                 ]
-                also = f"; it informs only: {', '.join(informs)}" if informs else ""
-                warnings.append(
-                    f"{modality}: no risk head of this model version has learned "
-                    f"from it{also}"
+                notices.append(
+                    Notice(
+                        "modality_informs_only",
+                        {"modality": modality, "targets": ", ".join(informs)},
+                    )
+                    if informs
+                    else Notice("modality_unused", {"modality": modality})
                 )
         return PredictionResult(
             prediction_id=str(uuid.uuid4()),
@@ -469,8 +491,34 @@ class PredictionService:
             risks=heads,
             findings=findings,
             ecg_measurements=ecg_summary(ecg) if ecg is not None else None,
-            warnings=warnings,
+            warnings=[notice.text(language) for notice in notices],
         )
+
+    def _outside_training(self, record: PatientRecord) -> list[Notice]:
+        """A notice per value beyond what this version's training records held.
+
+        The bounds are the 0.5th and 99.5th percentiles of each feature over
+        the training split (``seen_ranges`` in the version's metadata; a
+        version registered before they were kept has none, and no notices).
+        """
+        found = []
+        for name, (low, high) in self.metadata.get("seen_ranges", {}).items():
+            value = record.features.get(name)
+            if value is None or low <= value <= high:
+                continue
+            found.append(
+                Notice(
+                    "outside_training",
+                    {
+                        "label": functools.partial(input_label, name),
+                        "value": value,
+                        "unit": functools.partial(unit_label, self.registry[name].unit),
+                        "low": low,
+                        "high": high,
+                    },
+                )
+            )
+        return found
 
     def explain(self, record: PatientRecord, ecg: ECG | None = None) -> dict:
         """The full explanation of one record (`explain.report.explain_record`).
@@ -530,7 +578,7 @@ class PredictionService:
             "prediction_id": prediction_id,
             "model_version": self.version,
             "language": language,
-            "warnings": held.get("warnings", []),
+            "warnings": [notice.text(language) for notice in held["warnings"]],
             **explanation,
             "heads": [
                 {**entry, "paragraph": text[entry["head"]]}

@@ -12,6 +12,46 @@ from ingest.clinical_scores import with_scores
 from ingest.config import FeatureSpec
 from ingest.schema import PatientRecord
 
+SEEN_COVERAGE = 0.99  # middle share of the training values a version keeps as seen
+MIN_SEEN_VALUES = 20  # a feature with fewer training values gets no range
+
+
+def seen_ranges(
+    records: Sequence[PatientRecord],
+    features: Sequence[str],
+    coverage: float = SEEN_COVERAGE,
+) -> dict[str, list[float]]:
+    """The middle ``coverage`` of each feature's values over ``records``.
+
+    A model version keeps these from its training split, so the service can
+    say when a patient's value lies beyond what the model learned from.
+
+    Parameters
+    ----------
+    records : sequence of PatientRecord
+        The training records (canonical units).
+    features : sequence of str
+        Feature names to range.
+    coverage : float
+        Share of the values inside the range: 0.99 keeps the 0.5th to the
+        99.5th percentile.
+
+    Returns
+    -------
+    dict
+        Feature -> ``[low, high]`` (4 significant digits), for each feature
+        with at least `MIN_SEEN_VALUES` values.
+    """
+    tail = 100 * (1 - coverage) / 2
+    found = {}
+    for name in features:
+        values = [r.features[name] for r in records if name in r.features]
+        if len(values) < MIN_SEEN_VALUES:
+            continue
+        low, high = np.percentile(values, [tail, 100 - tail])
+        found[name] = [float(f"{low:.4g}"), float(f"{high:.4g}")]
+    return found
+
 
 def tabular_arrays(
     records: Sequence[PatientRecord], registry: dict[str, FeatureSpec]

@@ -5,6 +5,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api import create_app
+from app.service import PredictionService
 from app.settings import AppSettings
 from ingest.ecg import read_wfdb
 
@@ -244,3 +245,31 @@ def test_a_noisy_lead_is_read_as_zeros_and_named(client, real_ecg):
         f"/v1/predictions/{body['prediction_id']}/explanation?language=vi"
     ).json()["heads"][0]["paragraph"]
     assert "quá nhiễu" in vi
+
+
+def test_warnings_are_in_the_language_asked_for(client, real_ecg):
+    signal = real_ecg.signal[:, :500]  # 5 s: zero-padded to the model's 10 s
+    for language, needle in (("en", "5 s long"), ("vi", "ECG dài 5 giây")):
+        response = client.post(
+            f"/v1/predictions?language={language}",
+            data={"patient": json.dumps({"age": 60}), "ecg_fs": "100"},
+            files={"ecg_file": ("short.csv", _csv(signal, real_ecg.lead_names))},
+        )
+        assert response.status_code == 200, response.text
+        assert any(needle in w for w in response.json()["warnings"]), language
+
+
+def test_a_value_beyond_the_training_records_is_named(model_version):
+    service = PredictionService(model_version[0])
+    service.metadata["seen_ranges"] = {"age": [29.0, 77.0], "potassium": [3.1, 5.6]}
+    read = service.record({"age": 91, "sex": "female", "features": {"potassium": 4.2}})
+    english = service.predict(read.record, False, read.warnings).warnings
+    [age] = [w for w in english if "outside the values" in w]
+    assert age.startswith("Age 91 years") and "(29 to 77 years" in age
+    vietnamese = service.predict(read.record, False, read.warnings, "vi").warnings
+    assert any(w.startswith("Tuổi 91 năm nằm ngoài") for w in vietnamese)
+    inside = service.record({"age": 60, "features": {"potassium": 4.2}})
+    assert not any(
+        "outside the values" in w
+        for w in service.predict(inside.record, False, inside.warnings).warnings
+    )

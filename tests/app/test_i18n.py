@@ -117,3 +117,11 @@ def test_values_read_as_a_person_reads_them():
     assert format_value(1.0, "") == "yes" and format_value(0.0, "", "vi") == "không"
     assert format_value(68.6872, "năm", "vi") == "68,7 năm"
     assert format_value(None, "mmHg") == ""
+
+
+def test_a_notice_is_put_in_words_for_each_language():
+    from app.i18n import Notice
+
+    notice = Notice("ecg_short", {"seconds": 2.5, "model_seconds": 10.0})
+    assert notice.text("en").startswith("ECG is 2.5 s long; the model reads 10 s")
+    assert notice.text("vi").startswith("ECG dài 2,5 giây")

@@ -1,7 +1,12 @@
 import torch
 
 from fusion.config import load_model_config, load_training_config
-from fusion.model import FusedRiskModel, drop_modalities, masked_multitask_loss
+from fusion.model import (
+    FusedRiskModel,
+    drop_leads,
+    drop_modalities,
+    masked_multitask_loss,
+)
 from fusion.module import RiskModule, fit
 from ingest.cohort import load_cohort
 from modalities.batch import encode_records
@@ -26,6 +31,15 @@ def test_modality_dropout_keeps_one_and_only_present():
     assert dropped.any(dim=1).all()
     assert not (dropped & ~mask).any()
     assert (dropped.sum() < mask.sum()).item()
+
+
+def test_lead_dropout_zeroes_whole_leads_at_its_rate():
+    ecg = torch.ones(400, 12, 50)
+    dropped = drop_leads(ecg, 0.1, torch.Generator().manual_seed(0))
+    per_lead = dropped.sum(dim=2)
+    assert set(per_lead.unique().tolist()) == {0.0, 50.0}  # a lead is off or kept
+    assert 0.08 < (per_lead == 0).float().mean().item() < 0.12
+    assert drop_leads(ecg, 0.0) is ecg
 
 
 def test_absent_modality_has_no_influence(small_cohort, data_config):
