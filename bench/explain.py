@@ -12,7 +12,8 @@ neurokit2); and, apart, the plain-language paragraphs in both languages.
 Then, for every held-out PTB-XL record with an inferior or anteroseptal MI (its
 cardiologists' SCP statements IMI or ASMI), whether the explanation's top ECG lead
 for the acute-MI head lies in that infarct's leads (II, III, aVF; V1-V4), against
-the chance of a lead drawn at random, and which concepts the record aligns with.
+the chance of a lead drawn at random, which concepts the record aligns with, and the
+acute-MI AUROC of each kind against the held-out records without MI.
 
 ``--threads 2`` reproduces the two cores of the target machine (DESIGN.md).
 """
@@ -24,6 +25,7 @@ import importlib.util
 
 import _path  # noqa: F401 (first: this script shadows the explain package)
 import torch
+from sklearn.metrics import roc_auc_score
 
 from app.explanation_text import paragraphs
 from app.service import PredictionService
@@ -90,15 +92,19 @@ def territories(service: PredictionService) -> None:
     )
     tally = {kind: [0, 0] for kind in TERRITORY}  # records, top lead inside
     aligned: dict[str, int] = {}
+    risks: dict[str, list[float]] = {kind: [] for kind in (*TERRITORY, "no MI")}
     for record in load_cohort(service.data.cohort_path(), splits=["test"]):
         if not record.record_id.startswith("ptbxl:") or record.ecg is None:
             continue
         codes = ast.literal_eval(database.loc[int(record.record_id[6:]), "scp_codes"])
         kinds = [kind for kind in TERRITORY if kind in codes]
+        if record.labels.get("acute_mi") == 0:
+            risks["no MI"].append(service.predict(record, explain=False).risks[0].risk)
         if len(kinds) != 1:
             continue
         explanation = service.explain(record)
         [mi] = [h for h in explanation["heads"] if h["head"] == "acute_mi"]
+        risks[kinds[0]].append(mi["risk"])
         if not mi.get("ecg_leads"):
             continue
         tally[kinds[0]][0] += 1
@@ -116,6 +122,13 @@ def territories(service: PredictionService) -> None:
         )
     total = sum(records for records, _ in tally.values())
     print(f"of these {total}, aligned with each concept: {aligned or 'none'}")
+    for kind in TERRITORY:
+        labels = [1] * len(risks[kind]) + [0] * len(risks["no MI"])
+        found = roc_auc_score(labels, risks[kind] + risks["no MI"])
+        print(
+            f"acute-MI AUROC, held-out {kind} ({len(risks[kind])}) against the "
+            f"{len(risks['no MI'])} held-out PTB-XL records without MI: {found:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def seen_ranges(
     Returns
     -------
     dict
-        Feature -> ``[low, high]`` (4 significant digits), for each feature
+        Feature -> ``[low, high]`` (3 significant digits), for each feature
         with at least `MIN_SEEN_VALUES` values.
     """
     tail = 100 * (1 - coverage) / 2
@@ -49,7 +49,7 @@ def seen_ranges(
         if len(values) < MIN_SEEN_VALUES:
             continue
         low, high = np.percentile(values, [tail, 100 - tail])
-        found[name] = [float(f"{low:.4g}"), float(f"{high:.4g}")]
+        found[name] = [float(f"{low:.3g}"), float(f"{high:.3g}")]
     return found
 
 
