@@ -38,6 +38,7 @@ from app.i18n import (
 )
 from app.schemas import (
     ECGAttributionMap,
+    ECGQuality,
     Explanation,
     HeadExplanation,
     HeadRisk,
@@ -532,12 +533,16 @@ def lead_panels(leads: list[str]) -> tuple[go.Figure, Callable[[int], tuple[int,
     return figure, lambda lead: (lead % n_rows + 1, lead // n_rows + 1)
 
 
-def ecg_figure(ecg: ECG, language: str = DEFAULT_LANGUAGE) -> go.Figure:
+def ecg_figure(
+    ecg: ECG, language: str = DEFAULT_LANGUAGE, quality: ECGQuality | None = None
+) -> go.Figure:
     """Draw an ECG as small panels, one per lead: time in s, amplitude in mV.
 
     Leads fill two columns top to bottom (limb leads left, chest leads right for a
-    standard 12-lead record).
+    standard 12-lead record). With the prediction's ``quality``, the leads read
+    as zeros for noise are grey and named in the title, as is an ECG set aside.
     """
+    poor = set(quality.poor) if quality is not None and quality.used else set()
     n_leads = ecg.signal.shape[0]
     figure, place = lead_panels(list(ecg.lead_names))
     n_cols = 2 if n_leads > 1 else 1
@@ -550,7 +555,10 @@ def ecg_figure(ecg: ECG, language: str = DEFAULT_LANGUAGE) -> go.Figure:
                 x=time_s,
                 y=ecg.signal[lead],
                 mode="lines",
-                line={"width": 1, "color": "#b71c1c"},
+                line={
+                    "width": 1,
+                    "color": "#9e9e9e" if ecg.lead_names[lead] in poor else "#b71c1c",
+                },
                 name=ecg.lead_names[lead],
                 showlegend=False,
             ),
@@ -565,14 +573,20 @@ def ecg_figure(ecg: ECG, language: str = DEFAULT_LANGUAGE) -> go.Figure:
             title_text=translate("ecg.time", language), row=n_rows, col=col
         )
     duration = format_number(ecg.duration_s, language)
+    title = translate(
+        "upload.ecg_title",
+        language,
+        leads=n_leads,
+        fs=format_number(ecg.fs, language, 0),
+        duration=duration,
+    )
+    if quality is not None and not quality.used:
+        title += "<br>" + translate("ecg.quality_set_aside", language)
+    elif poor:
+        named = ", ".join(lead for lead in ecg.lead_names if lead in poor)
+        title += "<br>" + translate("ecg.quality_poor", language, leads=named)
     figure.update_layout(
-        title=translate(
-            "upload.ecg_title",
-            language,
-            leads=n_leads,
-            fs=format_number(ecg.fs, language, 0),
-            duration=duration,
-        ),
+        title=title,
         height=150 * n_rows + 80,
         margin={"l": 10, "r": 10, "t": 70, "b": 40},
     )
@@ -949,7 +963,9 @@ def main() -> None:
         result = st.session_state.get("result")
         if result is not None:
             st.write(ecg_measurement_text(result.ecg_measurements, language))
-        st.plotly_chart(ecg_figure(st.session_state["ecg"], language), width="stretch")
+        quality = result.ecg_quality if result is not None else None
+        figure = ecg_figure(st.session_state["ecg"], language, quality)
+        st.plotly_chart(figure, width="stretch")
 
 
 @st.cache_data(ttl=15, show_spinner=False)

@@ -26,6 +26,7 @@ from app.dashboard import (
     risk_rows,
 )
 from app.i18n import translate
+from app.schemas import ECGQuality
 from ingest.config import data_dir
 from ingest.errors import InputError
 
@@ -235,6 +236,27 @@ def test_read_uploaded_ecg_reads_the_real_record():
     figure = ecg_figure(ecg, "en")
     assert len(figure.data) == 12
     assert figure.data[0].x[-1] == pytest.approx(9.99)
+
+
+def test_the_ecg_figure_greys_and_names_the_leads_read_as_zeros():
+    ecg = read_uploaded_ecg(_fields(*_record_files()))
+    scores = {lead: 0.95 for lead in ecg.lead_names} | {"V2": 0.31}
+    quality = ECGQuality(
+        scores=scores,
+        reference_lead="II",
+        min_score=0.5,
+        median=0.95,
+        min_median=0.65,
+        poor=["V2"],
+        used=True,
+    )
+    figure = ecg_figure(ecg, "vi", quality)
+    colours = {trace.name: trace.line.color for trace in figure.data}
+    assert colours["V2"] == "#9e9e9e" and colours["V1"] == "#b71c1c"
+    assert "được đọc là 0 (màu xám): V2" in figure.layout.title.text
+    aside = ecg_figure(ecg, "en", quality.model_copy(update={"used": False}))
+    assert "Set aside for its signal quality" in aside.layout.title.text
+    assert {trace.line.color for trace in aside.data} == {"#b71c1c"}
 
 
 def test_read_uploaded_ecg_accepts_other_upload_names():
