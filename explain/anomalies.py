@@ -8,7 +8,9 @@ can check it against the chart. The ranges are in
 do not diagnose. ST changes follow the Fourth Universal Definition of MI:
 elevation at or above 0.1 mV (V2-V3: by sex and age) or depression at or above
 0.05 mV, and a territory is named when two of its contiguous leads show the
-same change.
+same change. Pathological Q waves (`ingest.ecg_measurements.pathological_q`:
+duration, depth, QS complex) are named only by territory, when two of its
+leads show them: a lone Q wave in III, aVL or V1 is often normal.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ingest.config import DataConfig, load_yaml
-from ingest.ecg_measurements import ECGMeasurements, measure
+from ingest.ecg_measurements import (
+    Q_DEPTH_MV,
+    ECGMeasurements,
+    measure,
+    pathological_q,
+)
 from ingest.schema import PatientRecord
 
 ECG_UNITS = {"heart_rate_bpm": "/min", "pr_ms": "ms", "qrs_ms": "ms", "qtc_ms": "ms"}
@@ -35,16 +42,18 @@ class Anomaly:
     name : str
         The feature or measurement (``creatinine``, ``qtc_ms``), or
         ``st_elevation:<lead>`` / ``st_depression:<lead>``, or
-        ``st_elevation:<territory>`` when two contiguous leads show it.
+        ``st_elevation:<territory>`` when two contiguous leads show it, or
+        ``q_wave:<territory>`` for pathological Q waves in two of its leads.
     value : float
-        The patient's value (for a territory: the largest of its leads).
+        The patient's value (for a territory: the largest of its leads; for Q
+        waves, the deepest, in mV).
     unit : str
     direction : str
         ``high`` or ``low``.
     limit : float
         The limit crossed.
     leads : tuple of str
-        The leads showing it (ST changes only).
+        The leads showing it (territories only).
     years_before : float, optional
         For a ``visit`` anomaly, how long before the record the visit was.
     """
@@ -132,7 +141,11 @@ def ecg_anomalies(
     male: float | None = None,
     age: float | None = None,
 ) -> list[Anomaly]:
-    """Rate and intervals out of limits; ST changes per lead and per territory."""
+    """Rate and intervals out of limits; ST and Q-wave changes by lead and territory.
+
+    ST changes are listed per lead and per territory, pathological Q waves per
+    territory only.
+    """
     found = []
     for name, unit in ECG_UNITS.items():
         value = getattr(measured, name)
@@ -179,6 +192,24 @@ def ecg_anomalies(
                         hit,
                     )
                 )
+        q_waves = tuple(
+            lead
+            for lead in leads
+            if lead in measured.leads and pathological_q(lead, measured.leads[lead])
+        )
+        if len(q_waves) >= 2:
+            deepest = max(measured.leads[lead].q_depth_mv for lead in q_waves)
+            found.append(
+                Anomaly(
+                    "ecg",
+                    f"q_wave:{territory}",
+                    deepest,
+                    "mV",
+                    "high",
+                    Q_DEPTH_MV,
+                    q_waves,
+                )
+            )
     return found
 
 

@@ -16,7 +16,7 @@ from ingest.clinical_scores import (
     heart_score,
     rcri,
 )
-from ingest.ecg_measurements import measure
+from ingest.ecg_measurements import measure, pathological_q
 from ingest.schema import PatientRecord
 
 # Contiguous lead groups for ECG infarction criteria (aVR excluded).
@@ -26,8 +26,6 @@ LEAD_GROUPS = {
     "anterior": ("V1", "V2", "V3", "V4"),
 }
 ST_ELEVATION_MV = {"V2": 0.2, "V3": 0.2}  # other leads: 0.1 mV
-Q_DEPTH_MV = 0.1
-Q_TO_R_RATIO = 0.25
 
 
 def asa_score(record: PatientRecord, missing: float = 2.0) -> float:
@@ -39,8 +37,9 @@ def ecg_infarct_criteria(record: PatientRecord) -> float:
     """Count leads meeting ST-elevation or pathological-Q criteria (2+ contiguous).
 
     ST elevation: >= 0.1 mV (>= 0.2 mV in V2-V3) in the early ST segment.
-    Pathological Q: depth >= 0.1 mV and >= 25% of the R amplitude. A lead
-    counts only when another lead of its contiguous group also qualifies.
+    Pathological Q: `ingest.ecg_measurements.pathological_q` (duration, depth,
+    QS complex). A lead counts only when another lead of its contiguous group
+    also qualifies.
     Records without an ECG or without measurable beats score 0.
     """
     if record.ecg is None:
@@ -56,10 +55,7 @@ def ecg_infarct_criteria(record: PatientRecord) -> float:
             if m is None:
                 continue
             st_high = m.st_deviation_mv >= ST_ELEVATION_MV.get(lead, 0.1)
-            q_wave = m.q_depth_mv >= Q_DEPTH_MV and m.q_depth_mv >= Q_TO_R_RATIO * abs(
-                m.r_amplitude_mv
-            )
-            hits += int(st_high or q_wave)
+            hits += int(st_high or pathological_q(lead, m))
         total += hits if hits >= 2 else 0
     return float(total)
 
@@ -124,11 +120,9 @@ def ecg_heart_points(record: PatientRecord) -> float | None:
             and abs(measured.leads[lead].st_deviation_mv) >= 0.1
         ]
         significant |= len(deviated) >= 2
-    for m in measured.leads.values():
+    for lead, m in measured.leads.items():
         minor |= abs(m.st_deviation_mv) >= 0.05
-        minor |= m.q_depth_mv >= Q_DEPTH_MV and m.q_depth_mv >= Q_TO_R_RATIO * abs(
-            m.r_amplitude_mv
-        )
+        minor |= pathological_q(lead, m)
     return 2.0 if significant else 1.0 if minor else 0.0
 
 

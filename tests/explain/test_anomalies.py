@@ -65,6 +65,29 @@ def test_st_elevation_in_two_contiguous_inferior_leads_names_the_territory():
     assert "st_elevation:V2" in _names(women)
 
 
+def test_pathological_q_waves_are_named_by_territory_only():
+    q = LeadMeasurement(0.0, 0.3, 0.8, q_duration_ms=40.0)  # 40 ms, 0.3 mV
+    small = LeadMeasurement(0.0, 0.05, 0.8, q_duration_ms=20.0)  # a septal q
+    qs = LeadMeasurement(0.0, 0.6, 0.02, q_duration_ms=90.0, qs_complex=True)
+    leads = {"II": q, "III": small, "AVF": qs, "AVR": qs, "V5": q}
+    found = ecg_anomalies(
+        ECGMeasurements(72.0, 10, leads), RANGES["ecg"], male=1.0, age=60.0
+    )
+    q_waves = [a for a in found if a.name.startswith("q_wave")]
+    # II and aVF (a QS complex) in the inferior leads; a lone Q in V5 and the
+    # QS complex of aVR name nothing.
+    assert [(a.name, a.leads) for a in q_waves] == [("q_wave:inferior", ("II", "AVF"))]
+    assert q_waves[0].value == 0.6 and q_waves[0].limit == 0.1
+    from app.explanation_text import anomaly_text
+
+    assert anomaly_text(q_waves[0].as_dict(), "en") == (
+        "Pathological Q waves in the inferior leads (II, AVF)"
+    )
+    assert anomaly_text(q_waves[0].as_dict(), "vi") == (
+        "Sóng Q bệnh lý ở các chuyển đạo vùng thành dưới (II, AVF)"
+    )
+
+
 def test_intervals_outside_their_limits():
     found = ecg_anomalies(
         _measured({}, pr_ms=230.0, qrs_ms=130.0, qtc_ms=455.0), RANGES["ecg"], male=1.0

@@ -8,7 +8,7 @@ import wfdb
 
 from ingest.config import data_dir
 from ingest.ecg import read_wfdb
-from ingest.ecg_measurements import measure, r_peaks
+from ingest.ecg_measurements import measure, pathological_q, r_peaks
 from ingest.schema import ECG
 
 BEATS = set("NLRBAaJSVrFejnE/fQ?")  # WFDB beat annotation symbols
@@ -112,3 +112,77 @@ def test_intervals_are_none_when_waves_cannot_be_delineated():
     assert measured.heart_rate_bpm == pytest.approx(75, abs=1)
     assert measured.pr_ms is None and measured.qt_ms is None
     assert measured.qtc_ms is None
+
+
+def _beats_with_q(fs: float, q_ms: float, q_mv: float, r_mv: float) -> np.ndarray:
+    """10 s of one lead at 75 /min: a triangular Q wave of known width and depth
+    ending where a 40 ms R wave rises, on a flat baseline."""
+    t = np.arange(int(10 * fs)) / fs
+    signal = np.zeros_like(t)
+    for r_time in np.arange(0.6, 9.6, 0.8):
+        q_start, q_end = r_time - 0.02 - q_ms / 1000, r_time - 0.02
+        down = (t >= q_start) & (t < q_end)
+        signal[down] = -q_mv * (1 - np.abs(2 * (t[down] - q_start) / (q_ms / 1000) - 1))
+        up = (t >= q_end) & (t < r_time + 0.02)
+        signal[up] = r_mv * (1 - np.abs((t[up] - r_time) / 0.02))
+    return signal.astype(np.float32)
+
+
+@pytest.mark.parametrize("fs", [500.0, 100.0])
+def test_a_q_wave_of_known_width_and_depth_is_measured(fs):
+    deep = _beats_with_q(fs, q_ms=40.0, q_mv=0.3, r_mv=1.0)
+    small = _beats_with_q(fs, q_ms=20.0, q_mv=0.05, r_mv=1.0)
+    ecg = ECG(np.stack([deep, deep, small]), fs, ["II", "AVF", "V5"])
+    measured = measure(ecg)
+    q = measured.leads["II"]
+    # Width at the baseline to a fraction of a sample: 2 ms at 500 Hz, 5 at 100.
+    assert q.q_duration_ms == pytest.approx(40.0, abs=2.0 if fs == 500 else 5.0)
+    assert q.q_depth_mv == pytest.approx(0.3, abs=0.01 if fs == 500 else 0.06)
+    assert q.r_amplitude_mv == pytest.approx(1.0, abs=0.01)
+    assert not q.qs_complex
+    assert pathological_q("II", q)
+    # 20 ms and 0.05 mV deep: a normal septal q.
+    assert not pathological_q("V5", measured.leads["V5"])
+    # The same 40 ms Q wave in aVR is its normal shape.
+    assert not pathological_q("AVR", q)
+
+
+def test_a_qs_complex_has_no_r_wave():
+    fs = 500.0
+    qs = -_beats_with_q(fs, q_ms=1.0, q_mv=0.0, r_mv=0.8)  # the QRS turned down
+    measured = measure(ECG(np.stack([-qs, qs]), fs, ["II", "V2"]))
+    v2 = measured.leads["V2"]
+    assert v2.qs_complex and v2.q_depth_mv == pytest.approx(0.8, abs=0.02)
+    assert v2.q_duration_ms == pytest.approx(40.0, abs=2.0)
+    assert pathological_q("V2", v2)
+
+
+@pytest.mark.parametrize(
+    "rate", ["records100/00000/00453_lr", "records500/00000/00453_hr"]
+)
+def test_q_waves_of_a_real_inferior_infarct(shared, rate):
+    # PTB-XL 453: inferior MI (SCP IMI, likelihood 100) read by cardiologists.
+    ecg = read_wfdb(shared / "ptbxl_subset" / rate)
+    measured = measure(ecg)
+    inferior = {lead: measured.leads[lead] for lead in ("II", "III", "AVF")}
+    assert all(pathological_q(lead, m) for lead, m in inferior.items())
+    assert all(
+        m.q_duration_ms >= 35 and m.q_depth_mv >= 0.19 for m in inferior.values()
+    )
+    # No Q wave in the anterior chest leads, which the infarct spared.
+    assert not any(pathological_q(lead, measured.leads[lead]) for lead in ("V3", "V4"))
+
+
+@pytest.mark.parametrize(
+    "rate", ["records100/00000/00001_lr", "records500/00000/00001_hr"]
+)
+def test_a_normal_ecg_has_no_pathological_q_in_contiguous_leads(shared, rate):
+    measured = measure(read_wfdb(shared / "ptbxl_subset" / rate))
+    q_leads = {lead for lead, m in measured.leads.items() if pathological_q(lead, m)}
+    groups = [
+        {"II", "III", "AVF"},
+        {"I", "AVL", "V5", "V6"},
+        {"V1", "V2"},
+        {"V3", "V4"},
+    ]
+    assert all(len(q_leads & group) < 2 for group in groups)
