@@ -3,10 +3,10 @@
 Built from the structured explanation (`explain.report.explain_record`) and the
 message catalog (``explain.*`` keys), in a fixed order a clinician can scan:
 the risk; what drove it (Integrated Gradients, and whether Feature Ablation
-agrees); each source's share; the ECG leads that weigh most; the clinical
-concepts the model's state resembles; what was missing and what that does to
-confidence on held-out patients; the anomalies found; the traditional score
-beside it.
+agrees); each source's share; the ECG leads that weigh most, and whether they
+are those of the changes measured on the ECG; the clinical concepts the model's
+state resembles; what was missing and what that does to confidence on held-out
+patients; the anomalies found; the traditional score beside it.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ def head_paragraph(entry: dict, explanation: dict, language: str = "en") -> str:
         leads = [row["lead"] for row in entry.get("ecg_leads", [])[:SHOWN_LEADS]]
         if leads:
             sentences.append(t("leads", leads=", ".join(leads)))
+            sentences += _measured_leads(leads, explanation, language)
     sentences += _signal_quality(entry, explanation, language)
     aligned = [c for c in entry["concepts"] if c["aligns"]]
     if aligned:
@@ -191,6 +192,30 @@ def _signal_quality(entry: dict, explanation: dict, language: str) -> list[str]:
             translate("explain.poor_leads", language, leads=", ".join(quality["poor"]))
         ]
     return []
+
+
+def _measured_leads(top: list[str], explanation: dict, language: str) -> list[str]:
+    """Whether the leads that weigh most show the changes measured on the ECG.
+
+    The measured changes are the territories of ST changes and pathological Q
+    waves (`explain.anomalies`). When the model weighed other leads most, the
+    paragraph sends the reader to the measured ones: the model may have missed
+    what a cardiologist reads there.
+    """
+    measured = list(
+        dict.fromkeys(
+            lead
+            for anomaly in explanation["anomalies"]
+            if anomaly["source"] == "ecg"
+            for lead in anomaly["leads"]
+        )
+    )
+    if not measured:
+        return []
+    shown = [lead for lead in top if lead in measured]
+    if shown:
+        return [translate("explain.leads_agree", language, leads=", ".join(shown))]
+    return [translate("explain.leads_elsewhere", language, leads=", ".join(measured))]
 
 
 def _missing(entry: dict, language: str) -> list[str]:

@@ -99,6 +99,13 @@ class ECGSummary(BaseModel):
         default_factory=dict,
         description="ST deviation 60-100 ms after the R peak, per lead, in mV.",
     )
+    q_wave_leads: list[str] = Field(
+        default_factory=list,
+        description="Leads whose Q wave is pathological (at least 30 ms, 20 ms in "
+        "V2-V3, 0.1 mV deep and a quarter of the R wave, or a QS complex; aVR "
+        "never). A lone lead is often normal; two contiguous leads suggest an "
+        "infarct.",
+    )
 
 
 class PredictionResult(BaseModel):

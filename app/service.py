@@ -32,7 +32,7 @@ from fusion.versions import load_version
 from ingest.codes import load_code_tables
 from ingest.config import load_data_config
 from ingest.ecg import conform_ecg, lead_problems
-from ingest.ecg_measurements import ECGMeasurements, measure_window
+from ingest.ecg_measurements import ECGMeasurements, measure_window, pathological_q
 from ingest.ecg_quality import SignalQuality, assess_signal_quality
 from ingest.errors import CardioriskError, InputError
 from ingest.fhir import read_fhir_bundle
@@ -648,7 +648,7 @@ def _flattened(ecg: ECG, leads: list[str]) -> ECG:
 
 
 def ecg_summary(ecg: ECG) -> ECGSummary | None:
-    """Heart rate, intervals and ST deviation of the stretch the model reads."""
+    """Rate, intervals, ST deviation and Q waves of the stretch the model reads."""
     found = measure_window(ecg)
     if found is None:
         return None
@@ -664,6 +664,9 @@ def ecg_summary(ecg: ECG) -> ECGSummary | None:
     return ECGSummary(
         heart_rate_bpm=round(found.heart_rate_bpm, 1),
         st_deviation_mv={k: round(v, 3) for k, v in found.st_deviation_mv.items()},
+        q_wave_leads=[
+            lead for lead, m in found.leads.items() if pathological_q(lead, m)
+        ],
         **rounded,
     )
 

@@ -12,8 +12,11 @@ neurokit2); and, apart, the plain-language paragraphs in both languages.
 Then, for every held-out PTB-XL record with an inferior or anteroseptal MI (its
 cardiologists' SCP statements IMI or ASMI), whether the explanation's top ECG lead
 for the acute-MI head lies in that infarct's leads (II, III, aVF; V1-V4), against
-the chance of a lead drawn at random, which concepts the record aligns with, and the
-acute-MI AUROC of each kind against the held-out records without MI.
+the chance of a lead drawn at random; whether its anomalies name the infarct's
+territory (pathological Q waves or ST elevation in two contiguous leads) and
+whether the three leads the model weighed most include a lead of those measured
+changes; which concepts the record aligns with; and the acute-MI AUROC of each
+kind against the held-out records without MI.
 
 ``--threads 2`` reproduces the two cores of the target machine (DESIGN.md).
 """
@@ -76,6 +79,8 @@ def main() -> None:
 
 
 TERRITORY = {"IMI": ("II", "III", "AVF"), "ASMI": ("V1", "V2", "V3", "V4")}
+# The territories of configs/reference_ranges.yaml each infarct lies in.
+TERRITORY_NAMES = {"IMI": ("inferior",), "ASMI": ("septal", "anterior")}
 
 
 def territories(service: PredictionService) -> None:
@@ -91,6 +96,9 @@ def territories(service: PredictionService) -> None:
         data_dir() / "ptbxl_subset" / "ptbxl_database.csv", index_col="ecg_id"
     )
     tally = {kind: [0, 0] for kind in TERRITORY}  # records, top lead inside
+    # records whose anomalies name the territory, and of these, how many have a
+    # measured lead among the three the model weighed most
+    measured = {kind: [0, 0] for kind in TERRITORY}
     aligned: dict[str, int] = {}
     risks: dict[str, list[float]] = {kind: [] for kind in (*TERRITORY, "no MI")}
     for record in load_cohort(service.data.cohort_path(), splits=["test"]):
@@ -109,6 +117,17 @@ def territories(service: PredictionService) -> None:
             continue
         tally[kinds[0]][0] += 1
         tally[kinds[0]][1] += mi["ecg_leads"][0]["lead"] in TERRITORY[kinds[0]]
+        changes = [
+            a
+            for a in explanation["anomalies"]
+            if a["leads"] and a["name"].partition(":")[2] in TERRITORY_NAMES[kinds[0]]
+        ]
+        if changes:
+            top = {row["lead"] for row in mi["ecg_leads"][:3]}
+            measured[kinds[0]][0] += 1
+            measured[kinds[0]][1] += bool(
+                top & {x for a in changes for x in a["leads"]}
+            )
         for concept in mi["concepts"]:
             if concept["aligns"]:
                 aligned[concept["concept"]] = aligned.get(concept["concept"], 0) + 1
@@ -119,6 +138,13 @@ def territories(service: PredictionService) -> None:
             f"held-out PTB-XL {kind} records: {records}; top acute-MI lead in "
             f"{leads} for {inside} (a random lead: "
             f"{len(TERRITORY[kind]) / n_leads:.0%})"
+        )
+    for kind, (named, weighed) in measured.items():
+        print(
+            f"held-out PTB-XL {kind} records whose anomalies name the "
+            f"{'/'.join(TERRITORY_NAMES[kind])} territory (Q waves or ST "
+            f"elevation): {named} of {tally[kind][0]}; a measured lead among the "
+            f"model's top 3 for {weighed}"
         )
     total = sum(records for records, _ in tally.values())
     print(f"of these {total}, aligned with each concept: {aligned or 'none'}")

@@ -198,3 +198,75 @@ def test_many_anomalies_are_ranked_and_counted_and_sex_is_named(client):
     assert reason_text(female, body, "vi") == "Giới tính (nữ)"
     one = {"name": "score_rcri", "value": 1.0, "unit": "points", "modality": "tabular"}
     assert reason_text(one, body, "en").endswith("(1 point)")
+
+
+def test_q_waves_of_an_inferior_infarct_are_named_beside_the_leads_weighed(
+    client, real_data
+):
+    # PTB-XL 453: inferior MI (SCP IMI, likelihood 100), Q waves in II, III, aVF.
+    base = real_data / "ptbxl_subset/records100/00000/00453_lr"
+    files = {
+        "ecg_header": ("00453_lr.hea", base.with_suffix(".hea").read_bytes()),
+        "ecg_signal": ("00453_lr.dat", base.with_suffix(".dat").read_bytes()),
+    }
+    patient = {"age": 70, "sex": "male"}
+    response = client.post(
+        "/v1/predictions", data={"patient": json.dumps(patient)}, files=files
+    )
+    assert response.status_code == 200, response.text
+    prediction = response.json()
+    assert prediction["ecg_measurements"]["q_wave_leads"] == ["II", "III", "AVF"]
+    url = f"/v1/predictions/{prediction['prediction_id']}/explanation"
+    body = client.get(url).json()
+    [q_waves] = [a for a in body["anomalies"] if a["name"].startswith("q_wave")]
+    assert q_waves["name"] == "q_wave:inferior"
+    assert q_waves["leads"] == ["II", "III", "AVF"]
+    [mi] = [h for h in body["heads"] if h["head"] == "acute_mi"]
+    assert (
+        "Pathological Q waves in the inferior leads (II, III, AVF)" in mi["paragraph"]
+    )
+    # The paragraph says whether the leads the model weighed most are those.
+    top = [row["lead"] for row in mi["ecg_leads"][:3]]
+    shown = [lead for lead in top if lead in ("II", "III", "AVF")]
+    if shown:
+        expected = (
+            f"Of these, the changes measured on the ECG are in {', '.join(shown)}."
+        )
+    else:
+        expected = "The changes measured on the ECG are in other leads (II, III, AVF)"
+    assert expected in mi["paragraph"]
+    vi = client.get(url, params={"language": "vi"}).json()
+    [mi_vi] = [h for h in vi["heads"] if h["head"] == "acute_mi"]
+    assert "Sóng Q bệnh lý ở các chuyển đạo vùng thành dưới" in mi_vi["paragraph"]
+
+
+def test_the_leads_weighed_are_set_beside_the_measured_changes():
+    from app.explanation_text import head_paragraph
+
+    explanation = {
+        "anomalies": [
+            {"source": "ecg", "name": "q_wave:inferior", "value": 0.3, "unit": "mV",
+             "direction": "high", "limit": 0.1, "leads": ["II", "III", "AVF"]},
+            {"source": "ecg", "name": "st_elevation:III", "value": 0.15,
+             "unit": "mV", "direction": "high", "limit": 0.1, "leads": []},
+        ],
+    }  # fmt: skip
+    entry = {
+        "head": "acute_mi", "risk": 0.4, "risk_with_no_data": 0.2,
+        "modalities_read": ["ecg"], "modalities_missing": [],
+        "modalities_not_used": [], "modality_shares": {"ecg": 0.2},
+        "integrated_gradients": {"reasons": []}, "concepts": [],
+        "clinical_scores": [],
+        "confidence": {"held_out_auroc": 0.8, "subset_auroc": None},
+    }  # fmt: skip
+    explanation["heads"] = [entry]
+    entry["ecg_leads"] = [{"lead": lead} for lead in ("V2", "AVF", "V3", "II")]
+    agree = head_paragraph(entry, explanation, "en")
+    assert "Of these, the changes measured on the ECG are in AVF." in agree
+    entry["ecg_leads"] = [{"lead": lead} for lead in ("V2", "V3", "V4", "II")]
+    elsewhere = head_paragraph(entry, explanation, "vi")
+    assert "nằm ở các chuyển đạo khác (II, III, AVF)" in elsewhere
+    # An ECG with no territory changes adds neither sentence.
+    explanation["anomalies"] = explanation["anomalies"][1:]
+    plain = head_paragraph(entry, explanation, "en")
+    assert "measured on the ECG" not in plain
