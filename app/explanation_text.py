@@ -19,6 +19,7 @@ from app.i18n import (
     translate,
     unit_label,
 )
+from explain.anomalies import infarct_leads
 
 SHOWN_LEADS = 3  # ECG leads named in a paragraph
 SHOWN_ANOMALIES = 6
@@ -195,21 +196,14 @@ def _signal_quality(entry: dict, explanation: dict, language: str) -> list[str]:
 
 
 def _measured_leads(top: list[str], explanation: dict, language: str) -> list[str]:
-    """Whether the leads that weigh most show the changes measured on the ECG.
+    """Whether the leads that weigh most show the infarct signs measured on the ECG.
 
-    The measured changes are the territories of ST changes and pathological Q
-    waves (`explain.anomalies`). When the model weighed other leads most, the
-    paragraph sends the reader to the measured ones: the model may have missed
-    what a cardiologist reads there.
+    The signs are pathological Q waves and ST elevation in two contiguous leads
+    (`explain.anomalies.infarct_leads`). When the model weighed other leads
+    most, the paragraph sends the reader to the measured ones: the model may
+    have missed what a cardiologist reads there.
     """
-    measured = list(
-        dict.fromkeys(
-            lead
-            for anomaly in explanation["anomalies"]
-            if anomaly["source"] == "ecg"
-            for lead in anomaly["leads"]
-        )
-    )
+    measured = infarct_leads(explanation["anomalies"])
     if not measured:
         return []
     shown = [lead for lead in top if lead in measured]

@@ -33,6 +33,7 @@ from sklearn.metrics import roc_auc_score
 from app.explanation_text import paragraphs
 from app.service import PredictionService
 from app.settings import load_settings
+from explain.anomalies import infarct_leads
 
 # Named like the `explain` package, this script is off the import path: the
 # shared helpers are loaded by file.
@@ -117,17 +118,11 @@ def territories(service: PredictionService) -> None:
             continue
         tally[kinds[0]][0] += 1
         tally[kinds[0]][1] += mi["ecg_leads"][0]["lead"] in TERRITORY[kinds[0]]
-        changes = [
-            a
-            for a in explanation["anomalies"]
-            if a["leads"] and a["name"].partition(":")[2] in TERRITORY_NAMES[kinds[0]]
-        ]
-        if changes:
+        signs = infarct_leads(explanation["anomalies"], TERRITORY_NAMES[kinds[0]])
+        if signs:
             top = {row["lead"] for row in mi["ecg_leads"][:3]}
             measured[kinds[0]][0] += 1
-            measured[kinds[0]][1] += bool(
-                top & {x for a in changes for x in a["leads"]}
-            )
+            measured[kinds[0]][1] += bool(top & set(signs))
         for concept in mi["concepts"]:
             if concept["aligns"]:
                 aligned[concept["concept"]] = aligned.get(concept["concept"], 0) + 1

@@ -230,10 +230,13 @@ def test_q_waves_of_an_inferior_infarct_are_named_beside_the_leads_weighed(
     shown = [lead for lead in top if lead in ("II", "III", "AVF")]
     if shown:
         expected = (
-            f"Of these, the changes measured on the ECG are in {', '.join(shown)}."
+            f"Of these, Q waves or ST elevation were measured in {', '.join(shown)}."
         )
     else:
-        expected = "The changes measured on the ECG are in other leads (II, III, AVF)"
+        expected = (
+            "The Q waves or ST elevation measured on the ECG are in other leads "
+            "(II, III, AVF)"
+        )
     assert expected in mi["paragraph"]
     vi = client.get(url, params={"language": "vi"}).json()
     [mi_vi] = [h for h in vi["heads"] if h["head"] == "acute_mi"]
@@ -262,11 +265,12 @@ def test_the_leads_weighed_are_set_beside_the_measured_changes():
     explanation["heads"] = [entry]
     entry["ecg_leads"] = [{"lead": lead} for lead in ("V2", "AVF", "V3", "II")]
     agree = head_paragraph(entry, explanation, "en")
-    assert "Of these, the changes measured on the ECG are in AVF." in agree
+    assert "Of these, Q waves or ST elevation were measured in AVF." in agree
     entry["ecg_leads"] = [{"lead": lead} for lead in ("V2", "V3", "V4", "II")]
     elsewhere = head_paragraph(entry, explanation, "vi")
-    assert "nằm ở các chuyển đạo khác (II, III, AVF)" in elsewhere
-    # An ECG with no territory changes adds neither sentence.
-    explanation["anomalies"] = explanation["anomalies"][1:]
+    assert "nằm ở các chuyển đạo khác (II, III, AVF), mà mô hình" in elsewhere
+    # ST depression (often reciprocal) localises no infarct: neither sentence.
+    explanation["anomalies"][0] |= {"name": "st_depression:inferior", "value": -0.1}
     plain = head_paragraph(entry, explanation, "en")
-    assert "measured on the ECG" not in plain
+    assert "ST depression in the inferior leads (II, III, AVF)" in plain
+    assert "were measured in" not in plain and "other leads" not in plain
