@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fusion.report import HEAD_NOTES, TARGET_GAIN
+from fusion.report import HEAD_NOTES, TARGET_GAIN, target_verdict
 
 INTENDED_USE = (
     "Research and evaluation of multimodal cardiovascular risk estimation: "
@@ -122,7 +122,7 @@ def write_model_card(results: dict, context: dict, out_dir: Path) -> Path:
             f"| {head} | {m['auroc']:.3f} [{m['auroc_ci'][0]:.3f}–"
             f"{m['auroc_ci'][1]:.3f}] | {best['name']} ({best['auroc']:.3f}) | "
             f"{m['gain_over_best']:+.3f} | "
-            f"{'yes' if m['target_met'] else 'no'} | {m['brier']:.4f} |"
+            f"{target_verdict(m)} | {m['brier']:.4f} |"
         )
     lines += [
         "",

@@ -268,7 +268,7 @@ def markdown(results: dict, context: dict) -> str:
             f"| {head} | {m['n_test']} ({m['n_positive']}) | {_f(m['auroc'])} "
             f"[{_ci(m['auroc_ci'])}] | {best['name']} | {_f(best['auroc'])} | "
             f"{m['gain_over_best']:+.3f} [{_ci(m['gain_ci'])}] | "
-            f"{'yes' if m['target_met'] else 'no'} | "
+            f"{target_verdict(m)} | "
             + " | ".join(
                 _f(comparison.get(name, {}).get("auroc"))
                 for name in ("centralised", "late_fusion", "haim")
@@ -299,11 +299,23 @@ def markdown(results: dict, context: dict) -> str:
     return "\n".join(lines)
 
 
+def target_verdict(metrics: dict) -> str:
+    """Whether a head meets the target, and whether its gain is shown at all.
+
+    ``yes`` needs the gain over the best tool at `TARGET_GAIN` or more; when
+    the paired 95% CI of that gain reaches 0, the gain itself is not shown on
+    these patients, and the verdict says so.
+    """
+    if not metrics["target_met"]:
+        return "no"
+    return "yes" if metrics["gain_ci"][0] > 0 else "yes, but its CI reaches 0"
+
+
 def _where_not_met(heads: dict) -> list[str]:
     missed = {head: m for head, m in heads.items() if not m["target_met"]}
-    if not missed:
-        return ["", "Every head meets the target (best tool + 0.05) on these patients."]
     lines = ["", "### Where the target is not met", ""]
+    if not missed:
+        lines = ["", f"Every head meets the target (best tool + {TARGET_GAIN})."]
     for head, m in missed.items():
         best = m["baselines"][m["best_baseline"]]
         low, high = m["gain_ci"]
@@ -317,6 +329,19 @@ def _where_not_met(heads: dict) -> list[str]:
         lines.append(
             f"- **{head}**: {m['gain_over_best']:+.3f} [{_ci(m['gain_ci'])}] against "
             f"{best['name']}, {verdict}. {m['note']}"
+        )
+    unsure = {
+        head: m for head, m in heads.items() if m["target_met"] and m["gain_ci"][0] <= 0
+    }
+    if unsure:
+        lines += ["", "### Where the gain is not shown", ""]
+    for head, m in unsure.items():
+        best = m["baselines"][m["best_baseline"]]
+        lines.append(
+            f"- **{head}**: {m['gain_over_best']:+.3f} over {best['name']}, but the "
+            f"paired 95% CI [{_ci(m['gain_ci'])}] reaches 0: on these "
+            f"{m['n_test']} patients the model is not shown to be better than the "
+            "tool."
         )
     return lines
 

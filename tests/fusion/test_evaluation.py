@@ -66,3 +66,22 @@ def test_paired_difference_sees_a_better_score():
     point, low, high = paired_bootstrap_difference(labels, good, poor)
     assert point == pytest.approx(auroc(labels, good) - auroc(labels, poor))
     assert 0 < low <= point <= high
+
+
+def test_a_gain_whose_ci_reaches_zero_is_not_called_shown():
+    from fusion.report import _where_not_met, target_verdict
+
+    def head(gain, low, high):
+        return {
+            "target_met": gain >= 0.05, "gain_over_best": gain,
+            "gain_ci": [low, high], "n_test": 136, "note": "",
+            "best_baseline": "tool", "baselines": {"tool": {"name": "ECG criteria"}},
+        }  # fmt: skip
+
+    assert target_verdict(head(0.10, 0.04, 0.17)) == "yes"
+    assert target_verdict(head(0.053, -0.064, 0.172)) == "yes, but its CI reaches 0"
+    assert target_verdict(head(-0.04, -0.08, -0.001)) == "no"
+    text = "\n".join(_where_not_met({"acute_mi": head(0.053, -0.064, 0.172)}))
+    assert "Every head meets the target" in text
+    assert "Where the gain is not shown" in text
+    assert "[-0.064–0.172] reaches 0" in text
