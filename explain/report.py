@@ -28,10 +28,11 @@ from explain.attributions import (
 from explain.concepts import ConceptBank, concept_alignment
 from explain.contributions import modality_shapley
 from explain.reasons import reasons
+from fusion.baselines import infarct_criteria_leads
 from fusion.model import FusedRiskModel
 from ingest.clinical_scores import with_scores
 from ingest.config import DataConfig, load_yaml
-from ingest.ecg_measurements import ECGMeasurements
+from ingest.ecg_measurements import ECGMeasurements, measure
 from ingest.ontology import Ontology
 from ingest.schema import HEADS, PatientRecord
 from modalities.batch import MODALITIES, encode_records
@@ -141,7 +142,12 @@ def explain_record(
             labs = set(concept.thresholds) if concept.ptbxl_class is None else set()
             item["measured"] = not labs or bool(labs & set(record.features))
             item["aligns"] = item["aligns"] and item["measured"]
+    if record.ecg is not None and measurements is None:
+        measurements = measure(record.ecg)
     scores = with_scores(record.features)
+    if measurements is not None:
+        # The ECG infarct criteria, the acute-MI head's traditional tool.
+        scores["score_ecg_criteria"] = float(len(infarct_criteria_leads(measurements)))
     heads, ecg_maps = [], None
     # What each head reads: the present modalities it learned from (its coverage).
     covered = {

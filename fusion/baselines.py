@@ -16,7 +16,7 @@ from ingest.clinical_scores import (
     heart_score,
     rcri,
 )
-from ingest.ecg_measurements import measure, pathological_q
+from ingest.ecg_measurements import ECGMeasurements, measure, pathological_q
 from ingest.schema import PatientRecord
 
 # Contiguous lead groups for ECG infarction criteria (aVR excluded).
@@ -36,28 +36,36 @@ def asa_score(record: PatientRecord, missing: float = 2.0) -> float:
 def ecg_infarct_criteria(record: PatientRecord) -> float:
     """Count leads meeting ST-elevation or pathological-Q criteria (2+ contiguous).
 
-    ST elevation: >= 0.1 mV (>= 0.2 mV in V2-V3) in the early ST segment.
-    Pathological Q: `ingest.ecg_measurements.pathological_q` (duration, depth,
-    QS complex). A lead counts only when another lead of its contiguous group
-    also qualifies.
-    Records without an ECG or without measurable beats score 0.
+    Records without an ECG or without measurable beats score 0; see
+    `infarct_criteria_leads`.
     """
     if record.ecg is None:
         return 0.0
     measured = measure(record.ecg)
-    if measured is None:
-        return 0.0
-    total = 0
+    return float(len(infarct_criteria_leads(measured))) if measured else 0.0
+
+
+def infarct_criteria_leads(measured: ECGMeasurements) -> list[str]:
+    """The leads that meet the ECG infarct criteria, group by group.
+
+    ST elevation: >= 0.1 mV (>= 0.2 mV in V2-V3) in the early ST segment.
+    Pathological Q: `ingest.ecg_measurements.pathological_q` (duration, depth,
+    QS complex). A lead counts only when another lead of its contiguous group
+    (`LEAD_GROUPS`) also qualifies.
+    """
+    counted = []
     for group in LEAD_GROUPS.values():
-        hits = 0
-        for lead in group:
-            m = measured.leads.get(lead)
-            if m is None:
-                continue
-            st_high = m.st_deviation_mv >= ST_ELEVATION_MV.get(lead, 0.1)
-            hits += int(st_high or pathological_q(lead, m))
-        total += hits if hits >= 2 else 0
-    return float(total)
+        hits = [
+            lead
+            for lead in group
+            if lead in measured.leads
+            and (
+                measured.leads[lead].st_deviation_mv >= ST_ELEVATION_MV.get(lead, 0.1)
+                or pathological_q(lead, measured.leads[lead])
+            )
+        ]
+        counted += hits if len(hits) >= 2 else []
+    return counted
 
 
 class LogisticBaseline:

@@ -238,6 +238,9 @@ def test_q_waves_of_an_inferior_infarct_are_named_beside_the_leads_weighed(
             "(II, III, AVF)"
         )
     assert expected in mi["paragraph"]
+    # The head's traditional tool beside it: the ECG criteria count II, III, aVF.
+    assert {"name": "score_ecg_criteria", "value": 3.0} in mi["clinical_scores"]
+    assert "two or more contiguous): 3." in mi["paragraph"]
     vi = client.get(url, params={"language": "vi"}).json()
     [mi_vi] = [h for h in vi["heads"] if h["head"] == "acute_mi"]
     assert "Sóng Q bệnh lý ở các chuyển đạo vùng thành dưới" in mi_vi["paragraph"]
