@@ -13,7 +13,14 @@ import torch
 
 from app.explanation_text import paragraphs
 from app.held import HeldPredictions
-from app.i18n import Notice, has_message, input_label, translate, unit_label
+from app.i18n import (
+    Notice,
+    format_number,
+    has_message,
+    input_label,
+    translate,
+    unit_label,
+)
 from app.schemas import (
     ECGQuality,
     ECGSummary,
@@ -289,6 +296,9 @@ class PredictionService:
             flat = ", ".join(problems["flat"])
             warnings.append(Notice("ecg_leads_flat", {"leads": flat}))
         warnings += [Notice("ecg_note", {"note": n}) for n in problems["trimmed"]]
+        if problems["gaps"]:
+            gaps = functools.partial(_gaps, problems["gaps"])
+            warnings.append(Notice("ecg_gaps", {"leads": gaps}))
         if problems["ignored"]:
             ignored = ", ".join(problems["ignored"])
             warnings.append(Notice("ecg_ignored", {"leads": ignored}))
@@ -645,6 +655,14 @@ def _flattened(ecg: ECG, leads: list[str]) -> ECG:
     signal = ecg.signal.copy()
     signal[rows] = 0.0
     return ECG(signal, ecg.fs, list(ecg.lead_names))
+
+
+def _gaps(gaps: dict[str, float], language: str) -> str:
+    """Leads with missing samples and how long, written for ``language``."""
+    return ", ".join(
+        f"{lead} {format_number(seconds, language, 2)} s"
+        for lead, seconds in gaps.items()
+    )
 
 
 def ecg_summary(ecg: ECG) -> ECGSummary | None:

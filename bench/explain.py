@@ -35,15 +35,21 @@ from app.service import PredictionService
 from app.settings import load_settings
 from explain.anomalies import infarct_leads
 
+
 # Named like the `explain` package, this script is off the import path: the
 # shared helpers are loaded by file.
-_spec = importlib.util.spec_from_file_location(
-    "bench_predict", _path.HERE / "predict.py"
-)
-bench_predict = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_predict)
+def _bench(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", _path.HERE / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
+
+bench_predict = _bench("predict.py")
 every_modality, percentiles = bench_predict.every_modality, bench_predict.percentiles
+# The territories (`ingest.ecg_measurements.contiguous_territories`) each infarct
+# lies in.
+TERRITORY_NAMES = _bench("q_waves.py").INFARCTS
 
 
 def main() -> None:
@@ -80,8 +86,6 @@ def main() -> None:
 
 
 TERRITORY = {"IMI": ("II", "III", "AVF"), "ASMI": ("V1", "V2", "V3", "V4")}
-# The territories of configs/reference_ranges.yaml each infarct lies in.
-TERRITORY_NAMES = {"IMI": ("inferior",), "ASMI": ("septal", "anterior")}
 
 
 def territories(service: PredictionService) -> None:

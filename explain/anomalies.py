@@ -7,10 +7,10 @@ can check it against the chart. The ranges are in
 ``configs/reference_ranges.yaml`` with their sources; they name findings, they
 do not diagnose. ST changes follow the Fourth Universal Definition of MI:
 elevation at or above 0.1 mV (V2-V3: by sex and age) or depression at or above
-0.05 mV, and a territory is named when two of its contiguous leads show the
-same change. Pathological Q waves (`ingest.ecg_measurements.pathological_q`:
-duration, depth, QS complex) are named only by territory, when two of its
-leads show them: a lone Q wave in III, aVL or V1 is often normal.
+0.05 mV, and a territory is named when two contiguous leads show the same
+change (`ingest.ecg_measurements.contiguous_territories`). Pathological Q waves
+(`ingest.ecg_measurements.pathological_q`: duration, depth, QS complex) are
+named only by territory: a lone Q wave in III, aVL or V1 is often normal.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from ingest.config import DataConfig, load_yaml
 from ingest.ecg_measurements import (
     Q_DEPTH_MV,
     ECGMeasurements,
+    contiguous_territories,
     measure,
     pathological_q,
 )
@@ -199,43 +200,22 @@ def ecg_anomalies(
                     -ranges["st_depression_mv"],
                 )
             )
-    for territory, leads in ranges["territories"].items():
-        for change, shown, direction in (
-            ("st_elevation", elevated, "high"),
-            ("st_depression", depressed, "low"),
-        ):
-            hit = tuple(lead for lead in leads if lead in shown)
-            if len(hit) >= 2:
-                extreme = max(shown[lead] for lead in hit)
-                if direction == "low":
-                    extreme = min(shown[lead] for lead in hit)
-                found.append(
-                    Anomaly(
-                        "ecg",
-                        f"{change}:{territory}",
-                        extreme,
-                        "mV",
-                        direction,
-                        0.0,
-                        hit,
-                    )
-                )
-        q_waves = tuple(
-            lead
-            for lead in leads
-            if lead in measured.leads and pathological_q(lead, measured.leads[lead])
-        )
-        if len(q_waves) >= 2:
-            deepest = max(measured.leads[lead].q_depth_mv for lead in q_waves)
+    q_waves = {
+        lead: m.q_depth_mv
+        for lead, m in measured.leads.items()
+        if pathological_q(lead, m)
+    }
+    for change, shown, direction, limit in (
+        ("st_elevation", elevated, "high", 0.0),
+        ("st_depression", depressed, "low", 0.0),
+        ("q_wave", q_waves, "high", Q_DEPTH_MV),
+    ):
+        for territory, hit in contiguous_territories(shown):
+            values = [shown[lead] for lead in hit]
+            extreme = min(values) if direction == "low" else max(values)
             found.append(
                 Anomaly(
-                    "ecg",
-                    f"q_wave:{territory}",
-                    deepest,
-                    "mV",
-                    "high",
-                    Q_DEPTH_MV,
-                    q_waves,
+                    "ecg", f"{change}:{territory}", extreme, "mV", direction, limit, hit
                 )
             )
     return found

@@ -16,15 +16,14 @@ from ingest.clinical_scores import (
     heart_score,
     rcri,
 )
-from ingest.ecg_measurements import ECGMeasurements, measure, pathological_q
+from ingest.ecg_measurements import (
+    ECGMeasurements,
+    contiguous_territories,
+    measure,
+    pathological_q,
+)
 from ingest.schema import PatientRecord
 
-# Contiguous lead groups for ECG infarction criteria (aVR excluded).
-LEAD_GROUPS = {
-    "inferior": ("II", "III", "AVF"),
-    "lateral": ("I", "AVL", "V5", "V6"),
-    "anterior": ("V1", "V2", "V3", "V4"),
-}
 ST_ELEVATION_MV = {"V2": 0.2, "V3": 0.2}  # other leads: 0.1 mV
 
 
@@ -46,26 +45,20 @@ def ecg_infarct_criteria(record: PatientRecord) -> float:
 
 
 def infarct_criteria_leads(measured: ECGMeasurements) -> list[str]:
-    """The leads that meet the ECG infarct criteria, group by group.
+    """The leads that meet the ECG infarct criteria in two or more contiguous leads.
 
     ST elevation: >= 0.1 mV (>= 0.2 mV in V2-V3) in the early ST segment.
     Pathological Q: `ingest.ecg_measurements.pathological_q` (duration, depth,
-    QS complex). A lead counts only when another lead of its contiguous group
-    (`LEAD_GROUPS`) also qualifies.
+    QS complex). A lead counts only when a contiguous lead
+    (`ingest.ecg_measurements.contiguous_territories`) also qualifies.
     """
-    counted = []
-    for group in LEAD_GROUPS.values():
-        hits = [
-            lead
-            for lead in group
-            if lead in measured.leads
-            and (
-                measured.leads[lead].st_deviation_mv >= ST_ELEVATION_MV.get(lead, 0.1)
-                or pathological_q(lead, measured.leads[lead])
-            )
-        ]
-        counted += hits if len(hits) >= 2 else []
-    return counted
+    qualifying = [
+        lead
+        for lead, m in measured.leads.items()
+        if m.st_deviation_mv >= ST_ELEVATION_MV.get(lead, 0.1)
+        or pathological_q(lead, m)
+    ]
+    return [lead for _, hit in contiguous_territories(qualifying) for lead in hit]
 
 
 class LogisticBaseline:
@@ -119,15 +112,10 @@ def ecg_heart_points(record: PatientRecord) -> float | None:
     measured = measure(record.ecg)
     if measured is None:
         return None
-    significant, minor = False, False
-    for group in LEAD_GROUPS.values():
-        deviated = [
-            lead
-            for lead in group
-            if lead in measured.leads
-            and abs(measured.leads[lead].st_deviation_mv) >= 0.1
-        ]
-        significant |= len(deviated) >= 2
+    deviated = [
+        lead for lead, m in measured.leads.items() if abs(m.st_deviation_mv) >= 0.1
+    ]
+    significant, minor = bool(contiguous_territories(deviated)), False
     for lead, m in measured.leads.items():
         minor |= abs(m.st_deviation_mv) >= 0.05
         minor |= pathological_q(lead, m)

@@ -842,7 +842,9 @@ def lead_problems(ecg: ECG, spec: ECGSpec) -> dict[str, list[str]]:
         ``missing``: the model's leads the ECG lacks; ``flat``: those flat or
         empty (lead off) in the part the model reads (both read as zeros);
         ``ignored``: the ECG's leads the model does not read (e.g. ``VX``);
-        ``trimmed``: one note per flat end of the recording that was left out.
+        ``trimmed``: one note per flat end of the recording that was left out;
+        ``gaps``: lead -> seconds of missing samples (NaN) within the part the
+        model reads, for the leads not flat (the model reads them as 0 mV).
     """
     index = {lead: row for row, lead in enumerate(ecg.lead_names)}
     present = [lead for lead in spec.leads if lead in index]
@@ -852,6 +854,11 @@ def lead_problems(ecg: ECG, spec: ECGSpec) -> dict[str, list[str]]:
         "flat": [lead for row, lead in enumerate(present) if is_flat(window[row])],
         "ignored": [lead for lead in ecg.lead_names if lead not in spec.leads],
         "trimmed": span.notes,
+        "gaps": {
+            lead: float(np.isnan(window[row]).sum()) / ecg.fs
+            for row, lead in enumerate(present)
+            if np.isnan(window[row]).any() and not is_flat(window[row])
+        },
     }
 
 

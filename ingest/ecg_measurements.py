@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import neurokit2 as nk
@@ -29,6 +30,12 @@ Q_START_S = -0.08  # a Q wave starts no earlier than this, s from the R peak
 QRS_END_S = 0.10  # a QS complex's negative wave ends no later than this
 R_MIN_MV = 0.05  # a lead whose QRS never rises this far has no R wave (QS)
 BASELINE_MV = 0.01  # a sample this close to the PR baseline is on it
+# A Q wave begins where the signal falls at least this fast (mV/s) over this span
+# (s): on PTB-XL's normal ECGs at 500 Hz it puts the median width of a q wave
+# (deeper than 0.05 mV) at 21 ms, where the crossing of the baseline alone put it
+# at 47 ms, the PR segment before it being counted in.
+Q_ONSET_SLOPE_MV_S = 1.0
+Q_ONSET_SPAN_S = 0.01
 
 # Pathological Q wave (Fourth Universal Definition of MI, 2018): at least 30 ms
 # (20 ms in V2-V3) and 0.1 mV deep, or a QS complex. We also ask for a Q at least
@@ -38,6 +45,24 @@ Q_DURATION_MS = 30.0
 Q_DURATION_V2_V3_MS = 20.0
 Q_DEPTH_MV = 0.1
 Q_TO_R_RATIO = 0.25
+
+# Contiguous leads (Fourth Universal Definition of MI, 2018): the inferior leads
+# II, III and aVF; the high lateral leads I and aVL; neighbours in the chest-lead
+# sequence V1-V6. A sign counts for a territory when two contiguous leads show it.
+LIMB_TERRITORIES = {"inferior": ("II", "III", "AVF"), "high_lateral": ("I", "AVL")}
+CHEST_LEADS = ("V1", "V2", "V3", "V4", "V5", "V6")
+STANDARD_LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", *CHEST_LEADS)
+CHEST_REGIONS = {"V1": "septal", "V2": "septal", "V3": "anterior", "V4": "anterior"}
+CHEST_REGIONS |= {"V5": "lateral", "V6": "lateral"}
+# A run of neighbouring chest leads is named by the regions it spans.
+CHEST_TERRITORIES = {
+    frozenset({"septal"}): "septal",
+    frozenset({"anterior"}): "anterior",
+    frozenset({"lateral"}): "lateral",
+    frozenset({"septal", "anterior"}): "anteroseptal",
+    frozenset({"anterior", "lateral"}): "anterolateral",
+    frozenset({"septal", "anterior", "lateral"}): "extensive_anterior",
+}
 
 # Interval medians outside these ranges (ms) mean the delineation failed.
 PLAUSIBLE_MS = {"pr": (60.0, 400.0), "qrs": (40.0, 250.0), "qt": (200.0, 700.0)}
@@ -129,14 +154,20 @@ def r_peaks(ecg: ECG, reference_lead: str = "II") -> np.ndarray:
 
 
 def _reference_row(ecg: ECG, reference_lead: str) -> int | None:
-    """The reference lead's row, else the most varying one; None if all flat."""
+    """The reference lead's row, else the most varying one; None if all flat.
+
+    A lead with missing samples (NaN) is taken only when every live lead has
+    some: read as zeros, a gap's edges would pass for beats.
+    """
     names = ecg.lead_names
-    if reference_lead in names and not is_flat(ecg.signal[names.index(reference_lead)]):
-        return names.index(reference_lead)
     live = [row for row in range(len(names)) if not is_flat(ecg.signal[row])]
-    if not live:
-        return None
-    return max(live, key=lambda row: float(np.nanvar(ecg.signal[row])))
+    whole = [row for row in live if np.isfinite(ecg.signal[row]).all()]
+    for rows in (whole, live):
+        if reference_lead in names and names.index(reference_lead) in rows:
+            return names.index(reference_lead)
+        if rows:
+            return max(rows, key=lambda row: float(np.nanvar(ecg.signal[row])))
+    return None
 
 
 def _upright(ecg: ECG, row: int) -> np.ndarray:
@@ -169,7 +200,9 @@ def measure(ecg: ECG, reference_lead: str = "II") -> ECGMeasurements | None:
     ECGMeasurements or None
         None when fewer than two whole beats are found (no rhythm to measure).
         An interval that cannot be delineated is None; the rest still counts.
-        Flat leads (lead off) have no per-lead measurements.
+        Flat leads (lead off) have no per-lead measurements, nor has a lead
+        whose missing samples (NaN) cover the same stretch of every beat; a gap
+        in some beats leaves those beats out of that lead's median.
     """
     # Step 1: beats that fit wholly in the recording.
     peaks = r_peaks(ecg, reference_lead)
@@ -192,7 +225,11 @@ def measure(ecg: ECG, reference_lead: str = "II") -> ECGMeasurements | None:
         if is_flat(ecg.signal[row]):
             continue  # lead off (or read as zeros): nothing to measure
         beats = np.stack([ecg.signal[row, p - before : p + after] for p in peaks])
-        leads[name] = _lead_measurement(np.median(beats, axis=0), before, fs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            median = np.nanmedian(beats, axis=0)  # a gap leaves out its beats only
+        if np.isfinite(median).all():
+            leads[name] = _lead_measurement(median, before, fs)
     return ECGMeasurements(
         heart_rate_bpm=60.0 / rr_s,
         n_beats=len(peaks),
@@ -234,7 +271,7 @@ def _lead_measurement(median: np.ndarray, peak: int, fs: float) -> LeadMeasureme
     depth = -float(beat[bottom])
     if depth <= 0:
         return LeadMeasurement(st, 0.0, r_amplitude)
-    width_s = _negative_width(beat, bottom, start, end) / fs
+    width_s = _negative_width(beat, bottom, start, end, fs) / fs
     return LeadMeasurement(
         st_deviation_mv=st,
         q_depth_mv=depth,
@@ -244,20 +281,22 @@ def _lead_measurement(median: np.ndarray, peak: int, fs: float) -> LeadMeasureme
     )
 
 
-def _negative_width(beat: np.ndarray, bottom: int, start: int, end: int) -> float:
-    """Samples between the baseline crossings around ``bottom`` (within bounds).
+def _negative_width(
+    beat: np.ndarray, bottom: int, start: int, end: int, fs: float
+) -> float:
+    """Samples from the onset of the negative wave at ``bottom`` to its end.
 
-    The wave holds the samples below the baseline by more than `BASELINE_MV`;
-    each crossing of 0 mV is interpolated linearly between the last sample
-    inside and the first outside, so a 30 ms wave is measured to a fraction of
-    a sample even at 100 Hz.
+    The wave holds the samples below the baseline by more than `BASELINE_MV`,
+    within ``start``..``end``. Its onset is where the signal begins to fall
+    into it: walking back from ``bottom``, where the signal `Q_ONSET_SPAN_S`
+    earlier stands less than `Q_ONSET_SLOPE_MV_S` higher (a PR segment that
+    sits a little below the baseline is not part of the Q wave), else the
+    crossing of 0 mV. Its end is the crossing of 0 mV, interpolated between the
+    last sample inside and the first outside, so a 30 ms wave is measured to a
+    fraction of a sample even at 100 Hz.
     """
-    left = bottom
-    while left > start and beat[left - 1] < -BASELINE_MV:
-        left -= 1
-    right = bottom
-    while right < end and beat[right + 1] < -BASELINE_MV:
-        right += 1
+    span = max(1, int(round(Q_ONSET_SPAN_S * fs)))
+    rise = Q_ONSET_SLOPE_MV_S * span / fs  # mV the signal must fall over the span
 
     def crossing(inside: int, outside: int) -> float:
         if not 0 <= outside < len(beat):
@@ -268,7 +307,18 @@ def _negative_width(beat: np.ndarray, bottom: int, start: int, end: int) -> floa
             beat[inside] - beat[outside]
         )
 
-    return crossing(right, right + 1) - crossing(left, left - 1)
+    left = bottom
+    onset = None
+    while left > start and beat[left - 1] < -BASELINE_MV:
+        if beat[max(left - span, 0)] < beat[left] + rise:
+            onset = float(left - 1)  # the fall into the wave starts here
+            break
+        left -= 1
+    right = bottom
+    while right < end and beat[right + 1] < -BASELINE_MV:
+        right += 1
+    first = onset if onset is not None else crossing(left, left - 1)
+    return crossing(right, right + 1) - first
 
 
 def pathological_q(lead: str, measured: LeadMeasurement) -> bool:
@@ -277,11 +327,12 @@ def pathological_q(lead: str, measured: LeadMeasurement) -> bool:
     A QS complex at least `Q_DEPTH_MV` deep counts; otherwise the Q wave must be
     at least `Q_DURATION_MS` long (`Q_DURATION_V2_V3_MS` in V2-V3), `Q_DEPTH_MV`
     deep and `Q_TO_R_RATIO` of the lead's R wave. aVR, whose QRS is normally
-    negative, never counts. Criteria are per lead: an infarct is suggested only
+    negative, never counts, nor does a lead outside the standard 12 (the
+    criteria are theirs). Criteria are per lead: an infarct is suggested only
     when two contiguous leads meet them, and a lone Q wave in III, aVL or V1 is
     often normal.
     """
-    if lead == "AVR":
+    if lead == "AVR" or lead not in STANDARD_LEADS:
         return False
     if measured.qs_complex:
         return measured.q_depth_mv >= Q_DEPTH_MV
@@ -291,6 +342,40 @@ def pathological_q(lead: str, measured: LeadMeasurement) -> bool:
         and measured.q_depth_mv >= Q_DEPTH_MV
         and measured.q_depth_mv >= Q_TO_R_RATIO * abs(measured.r_amplitude_mv)
     )
+
+
+def contiguous_territories(leads: Iterable[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """The territories in which two or more contiguous leads of ``leads`` lie.
+
+    Parameters
+    ----------
+    leads : iterable of str
+        Leads showing one sign (ST elevation, a pathological Q wave...).
+
+    Returns
+    -------
+    list of (str, tuple of str)
+        Each territory (``inferior``, ``high_lateral``, or a run of neighbouring
+        chest leads named by the regions it spans: ``septal`` V1-V2,
+        ``anterior`` V3-V4, ``lateral`` V5-V6, ``anteroseptal``,
+        ``anterolateral``, ``extensive_anterior``) with its leads showing it.
+    """
+    shown = set(leads)
+    found = []
+    for territory, group in LIMB_TERRITORIES.items():
+        hit = tuple(lead for lead in group if lead in shown)
+        if len(hit) >= 2:
+            found.append((territory, hit))
+    run: list[str] = []
+    for lead in (*CHEST_LEADS, None):
+        if lead in shown:
+            run.append(lead)
+            continue
+        if len(run) >= 2:
+            regions = frozenset(CHEST_REGIONS[name] for name in run)
+            found.append((CHEST_TERRITORIES[regions], tuple(run)))
+        run = []
+    return found
 
 
 def _intervals(

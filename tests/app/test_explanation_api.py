@@ -277,3 +277,26 @@ def test_the_leads_weighed_are_set_beside_the_measured_changes():
     plain = head_paragraph(entry, explanation, "en")
     assert "ST depression in the inferior leads (II, III, AVF)" in plain
     assert "were measured in" not in plain and "other leads" not in plain
+
+
+def test_missing_samples_are_named_and_the_lead_still_measured(client, real_data):
+    base = real_data / "ptbxl_subset/records100/00000/00453_lr"
+    samples = np.frombuffer(base.with_suffix(".dat").read_bytes(), dtype="<i2")
+    samples = samples.reshape(-1, 12).copy()
+    samples[300:360, 1] = -32768  # WFDB's missing code: 0.6 s of lead II
+    files = {
+        "ecg_header": ("00453_lr.hea", base.with_suffix(".hea").read_bytes()),
+        "ecg_signal": ("00453_lr.dat", samples.tobytes()),
+    }
+    patient = json.dumps({"age": 70, "sex": "male"})
+    for language, said in (("en", "II 0.60 s"), ("vi", "II 0,60 s")):
+        response = client.post(
+            "/v1/predictions",
+            data={"patient": patient},
+            files=files,
+            params={"language": language, "explain": "false"},
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert any(said in warning for warning in body["warnings"]), body["warnings"]
+        assert "II" in body["ecg_measurements"]["q_wave_leads"]

@@ -111,9 +111,14 @@ def test_amplitude_flat_and_empty_leads(real_data, data_config):
         "flat": ["V1", "V2"],
         "ignored": [],
         "trimmed": [],
+        "gaps": {},
     }
     conformed = conform_ecg(ecg, data_config.ecg)
     assert not conformed.signal[6].any() and conformed.signal[0].any()
+    # 0.6 s of lead II missing (the WFDB missing code): named with its length.
+    samples[300:360, 1] = -32768
+    gapped = read_wfdb_upload(header, samples.tobytes())
+    assert lead_problems(gapped, data_config.ecg)["gaps"] == {"II": 0.6}
 
 
 def test_too_short_a_recording_is_an_error(data_config):

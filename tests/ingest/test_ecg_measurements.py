@@ -8,7 +8,12 @@ import wfdb
 
 from ingest.config import data_dir
 from ingest.ecg import read_wfdb
-from ingest.ecg_measurements import measure, pathological_q, r_peaks
+from ingest.ecg_measurements import (
+    contiguous_territories,
+    measure,
+    pathological_q,
+    r_peaks,
+)
 from ingest.schema import ECG
 
 BEATS = set("NLRBAaJSVrFejnE/fQ?")  # WFDB beat annotation symbols
@@ -186,3 +191,37 @@ def test_a_normal_ecg_has_no_pathological_q_in_contiguous_leads(shared, rate):
         {"V3", "V4"},
     ]
     assert all(len(q_leads & group) < 2 for group in groups)
+
+
+def test_contiguous_leads_name_their_territory():
+    assert contiguous_territories(["V2", "V3"]) == [("anteroseptal", ("V2", "V3"))]
+    assert contiguous_territories(["V1", "V3", "V5"]) == []  # none neighbours
+    assert contiguous_territories(["III", "AVF", "I", "AVL", "V4", "V5", "V6"]) == [
+        ("inferior", ("III", "AVF")),
+        ("high_lateral", ("I", "AVL")),
+        ("anterolateral", ("V4", "V5", "V6")),
+    ]
+    assert contiguous_territories(["V1", "V2", "V5", "V6"]) == [
+        ("septal", ("V1", "V2")),
+        ("lateral", ("V5", "V6")),
+    ]
+    assert contiguous_territories(["AVR", "II"]) == []  # aVR lies in none
+
+
+def test_a_gap_in_a_lead_leaves_out_its_beats_only(shared):
+    ecg = read_wfdb(shared / "ptbxl_subset/records100/00000/00453_lr")
+    whole = measure(ecg).leads["II"]
+    gapped = ecg.signal.copy()
+    gapped[1, 234:240] = np.nan  # 60 ms of lead II missing in one beat
+    measured = measure(ECG(gapped, ecg.fs, list(ecg.lead_names)))
+    assert "II" in measured.leads and pathological_q("II", measured.leads["II"])
+    # Beats are then found on a lead without a gap, 20 ms apart from lead II's.
+    assert measured.n_beats == 9
+    assert measured.leads["II"].q_depth_mv == pytest.approx(whole.q_depth_mv, abs=0.05)
+
+
+def test_leads_outside_the_standard_twelve_are_never_pathological():
+    deep = _beats_with_q(500.0, q_ms=40.0, q_mv=0.3, r_mv=1.0)
+    measured = measure(ECG(np.stack([deep, deep]), 500.0, ["II", "VY"]))
+    assert pathological_q("II", measured.leads["II"])
+    assert not pathological_q("VY", measured.leads["VY"])
