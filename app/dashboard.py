@@ -34,6 +34,8 @@ from app.i18n import (
     format_value,
     has_message,
     input_label,
+    lead_label,
+    lead_list,
     translate,
 )
 from app.schemas import (
@@ -526,7 +528,7 @@ def lead_panels(leads: list[str]) -> tuple[go.Figure, Callable[[int], tuple[int,
         rows=n_rows,
         cols=n_cols,
         shared_xaxes=True,
-        subplot_titles=[leads[i] if i is not None else "" for i in order],
+        subplot_titles=[lead_label(leads[i]) if i is not None else "" for i in order],
         vertical_spacing=0.04,
         horizontal_spacing=0.06,
     )
@@ -583,7 +585,7 @@ def ecg_figure(
     if quality is not None and not quality.used:
         title += "<br>" + translate("ecg.quality_set_aside", language)
     elif poor:
-        named = ", ".join(lead for lead in ecg.lead_names if lead in poor)
+        named = lead_list(lead for lead in ecg.lead_names if lead in poor)
         title += "<br>" + translate("ecg.quality_poor", language, leads=named)
     figure.update_layout(
         title=title,

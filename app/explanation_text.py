@@ -16,6 +16,8 @@ from app.i18n import (
     format_value,
     has_message,
     input_label,
+    lead_label,
+    lead_list,
     translate,
     unit_label,
 )
@@ -84,13 +86,17 @@ def head_paragraph(entry: dict, explanation: dict, language: str = "en") -> str:
             )
         leads = [row["lead"] for row in entry.get("ecg_leads", [])[:SHOWN_LEADS]]
         if leads:
-            sentences.append(t("leads", leads=", ".join(leads)))
+            sentences.append(t("leads", leads=lead_list(leads)))
             sentences += _measured_leads(leads, explanation, language)
     sentences += _signal_quality(entry, explanation, language)
     aligned = [c for c in entry["concepts"] if c["aligns"]]
     if aligned:
         items = [
-            t("concept", display=_concept(c, language), snomed=c["snomed"])
+            t(
+                "concept_lowers" if c["sensitivity"] < 0 else "concept",
+                display=_concept(c, language),
+                snomed=c["snomed"],
+            )
             for c in aligned
         ]
         sentences.append(t("concepts", items=", ".join(items)))
@@ -139,7 +145,11 @@ def reason_text(reason: dict, explanation: dict, language: str) -> str:
     if reason["name"] == "age" and language == "vi":
         unit = ""  # "Tuổi (74)": the word already says years
     value = format_value(reason.get("value"), unit, language)
-    return f"{label} ({value})" if value else label
+    if not value:
+        return label
+    if label.endswith(")"):  # "CHA2DS2-VASc score (from the record; 2 points)"
+        return f"{label[:-1]}; {value})"
+    return f"{label} ({value})"
 
 
 def anomaly_text(anomaly: dict, language: str) -> str:
@@ -151,18 +161,25 @@ def anomaly_text(anomaly: dict, language: str) -> str:
             language,
             label=translate(f"measurement.{kind}", language),
             territory=translate(f"territory.{where}", language),
-            leads=", ".join(anomaly["leads"]),
+            leads=lead_list(anomaly["leads"]),
         )
     if anomaly["source"] == "ecg":
         label = translate(f"measurement.{kind}", language)
         if where:
-            label = f"{label} {where}"
+            label = f"{label} {lead_label(where)}"
     else:
         label = translate(f"field.{kind}", language)
         if anomaly["source"] == "visit" and anomaly.get("years_before") is not None:
             years = format_number(anomaly["years_before"], language)
             label = translate("explain.at_visit", language, label=label, years=years)
     decimals = 2 if abs(anomaly["value"]) < 10 else 0
+    while (
+        decimals < 3
+        and anomaly["value"] != anomaly["limit"]
+        and format_number(anomaly["value"], language, decimals)
+        == format_number(anomaly["limit"], language, decimals)
+    ):
+        decimals += 1  # 59.7 /min is not shown as its limit, 60
     unit = anomaly["unit"]
     return translate(
         "explain.anomaly",
@@ -190,7 +207,7 @@ def _signal_quality(entry: dict, explanation: dict, language: str) -> list[str]:
         ]
     if quality["used"] and "ecg" in entry["modalities_read"]:
         return [
-            translate("explain.poor_leads", language, leads=", ".join(quality["poor"]))
+            translate("explain.poor_leads", language, leads=lead_list(quality["poor"]))
         ]
     return []
 
@@ -208,8 +225,8 @@ def _measured_leads(top: list[str], explanation: dict, language: str) -> list[st
         return []
     shown = [lead for lead in top if lead in measured]
     if shown:
-        return [translate("explain.leads_agree", language, leads=", ".join(shown))]
-    return [translate("explain.leads_elsewhere", language, leads=", ".join(measured))]
+        return [translate("explain.leads_agree", language, leads=lead_list(shown))]
+    return [translate("explain.leads_elsewhere", language, leads=lead_list(measured))]
 
 
 def _missing(entry: dict, language: str) -> list[str]:
@@ -263,7 +280,8 @@ def _scores(entry: dict, language: str) -> list[str]:
             "explain.score",
             language,
             name=translate(f"field.{s['name']}", language),
-            value=format_number(s["value"], language, 0),
+            value=format_number(s["value"], language, 0)
+            + (f" ({lead_list(s['leads'])})" if s.get("leads") else ""),
         )
         for s in scores
     ]
@@ -273,12 +291,22 @@ def _scores(entry: dict, language: str) -> list[str]:
         out.append(translate("explain.score_missing", language, names=names))
     tool = entry.get("best_tool_held_out_auroc")
     if tool is not None:
+        gain_ci = entry.get("gain_over_best_tool_ci")
+        unproven = gain_ci is not None and gain_ci[0] <= 0 < gain_ci[1]
         out.append(
             translate(
-                "explain.scores_compared",
+                "explain.scores_unproven" if unproven else "explain.scores_compared",
                 language,
                 tool=_auroc(tool, language),
                 model=_auroc(entry["confidence"]["held_out_auroc"], language),
+                **(
+                    {
+                        "low": _signed_auroc(gain_ci[0], language),
+                        "high": _signed_auroc(gain_ci[1], language),
+                    }
+                    if unproven
+                    else {}
+                ),
             )
         )
     return out
@@ -315,6 +343,11 @@ def _percent(risk: float, language: str) -> str:
 def _signed(points: float, language: str) -> str:
     sign = "+" if points >= 0 else "−"
     return f"{sign}{format_number(abs(points), language, 1)}"
+
+
+def _signed_auroc(value: float, language: str) -> str:
+    sign = "+" if value >= 0 else "−"
+    return f"{sign}{format_number(abs(value), language, 2)}"
 
 
 def _auroc(value: float | None, language: str) -> str:

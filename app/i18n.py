@@ -8,7 +8,7 @@ back to English; a key missing from English too is an error, never shown as the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -125,6 +125,20 @@ def unit_label(unit: str, language: str = DEFAULT_LANGUAGE) -> str:
     return unit
 
 
+# Augmented limb leads as clinicians write them (the schema's names are upper case).
+LEAD_LABELS = {"AVR": "aVR", "AVL": "aVL", "AVF": "aVF"}
+
+
+def lead_label(lead: str) -> str:
+    """A lead as clinicians write it: ``AVF`` -> ``aVF``; others as they are."""
+    return LEAD_LABELS.get(lead, lead)
+
+
+def lead_list(leads: Iterable[str]) -> str:
+    """Leads as clinicians write them, comma-separated."""
+    return ", ".join(lead_label(lead) for lead in leads)
+
+
 def input_label(
     name: str, language: str = DEFAULT_LANGUAGE, years_before: float | None = None
 ) -> str:
@@ -138,7 +152,7 @@ def input_label(
     if kind == "image":
         return translate("reason.image", language)
     if kind == "ecg":
-        return translate("reason.ecg_lead", language, lead=detail)
+        return translate("reason.ecg_lead", language, lead=lead_label(detail))
     if kind == "timeline":
         years = (
             format_number(years_before, language)
@@ -226,14 +240,14 @@ def _flatten(node: dict, prefix: str, out: dict[str, str], path: Path) -> None:
 
 
 def ecg_measurement_text(summary: ECGSummary | None, language: str) -> str:
-    """One line of heart rate and intervals (``-`` where a wave was not found)."""
+    """One line of rate, intervals (``-`` where not found) and Q-wave leads."""
     if summary is None:
         return translate("ecg.no_measurements", language)
 
     def number(value: float | None) -> str:
         return "-" if value is None else format_number(value, language, 0)
 
-    return translate(
+    line = translate(
         "ecg.measurements",
         language,
         hr=number(summary.heart_rate_bpm),
@@ -242,3 +256,7 @@ def ecg_measurement_text(summary: ECGSummary | None, language: str) -> str:
         qt=number(summary.qt_ms),
         qtc=number(summary.qtc_ms),
     )
+    if summary.q_wave_leads:
+        leads = lead_list(summary.q_wave_leads)
+        line += translate("ecg.q_waves", language, leads=leads)
+    return line

@@ -225,6 +225,9 @@ class ClinicalScore(BaseModel):
 
     name: str
     value: float
+    leads: list[str] | None = Field(
+        None, description="For the ECG infarct criteria: the leads they count."
+    )
 
 
 class HeadExplanation(BaseModel):
@@ -250,6 +253,11 @@ class HeadExplanation(BaseModel):
         description="The traditional scores of this head (configs/explain.yaml).",
     )
     best_tool_held_out_auroc: float | None = None
+    gain_over_best_tool_ci: list[float] | None = Field(
+        None,
+        description="95% bootstrap CI of the model's held-out AUROC minus the best "
+        "tool's, paired on the same patients; a gain is not shown when it reaches 0.",
+    )
     concepts: list[ConceptAlignment]
     integrated_gradients: AttributionMethod | None = None
     feature_ablation: AttributionMethod | None = None

@@ -18,6 +18,8 @@ from app.i18n import (
     format_number,
     has_message,
     input_label,
+    lead_label,
+    lead_list,
     translate,
     unit_label,
 )
@@ -290,10 +292,10 @@ class PredictionService:
         """What the model will not see of ``ecg`` as read (`lead_problems`)."""
         problems = lead_problems(ecg, self.data.ecg)
         if problems["missing"]:
-            missing = ", ".join(problems["missing"])
+            missing = lead_list(problems["missing"])
             warnings.append(Notice("ecg_leads_missing", {"leads": missing}))
         if problems["flat"]:
-            flat = ", ".join(problems["flat"])
+            flat = lead_list(problems["flat"])
             warnings.append(Notice("ecg_leads_flat", {"leads": flat}))
         warnings += [Notice("ecg_note", {"note": n}) for n in problems["trimmed"]]
         if problems["gaps"]:
@@ -660,7 +662,7 @@ def _flattened(ecg: ECG, leads: list[str]) -> ECG:
 def _gaps(gaps: dict[str, float], language: str) -> str:
     """Leads with missing samples and how long, written for ``language``."""
     return ", ".join(
-        f"{lead} {format_number(seconds, language, 2)} s"
+        f"{lead_label(lead)} {format_number(seconds, language, 2)} s"
         for lead, seconds in gaps.items()
     )
 

@@ -21,10 +21,12 @@ from pathlib import Path
 from ingest.config import DataConfig, load_yaml
 from ingest.ecg_measurements import (
     Q_DEPTH_MV,
+    ST_DEPRESSION_MV,
     ECGMeasurements,
     contiguous_territories,
     measure,
     pathological_q,
+    st_elevation_limit,
 )
 from ingest.schema import PatientRecord
 
@@ -182,13 +184,13 @@ def ecg_anomalies(
             found += _outside("ecg", name, value, unit, _by_sex(ranges[name], male))
     elevated, depressed = {}, {}
     for lead, deviation in measured.st_deviation_mv.items():
-        limit = _st_elevation_limit(lead, ranges, male, age)
+        limit = st_elevation_limit(lead, male, age)
         if deviation >= limit:
             elevated[lead] = deviation
             found.append(
                 Anomaly("ecg", f"st_elevation:{lead}", deviation, "mV", "high", limit)
             )
-        elif deviation <= -ranges["st_depression_mv"]:
+        elif deviation <= -ST_DEPRESSION_MV:
             depressed[lead] = deviation
             found.append(
                 Anomaly(
@@ -197,7 +199,7 @@ def ecg_anomalies(
                     deviation,
                     "mV",
                     "low",
-                    -ranges["st_depression_mv"],
+                    -ST_DEPRESSION_MV,
                 )
             )
     q_waves = {
@@ -238,19 +240,3 @@ def _outside(
     if "low" in limits and value < limits["low"]:
         return [Anomaly(source, name, value, unit, "low", float(limits["low"]))]
     return []
-
-
-def _st_elevation_limit(
-    lead: str, ranges: dict, male: float | None, age: float | None
-) -> float:
-    """ST elevation limit of a lead (V2-V3 by sex and age; the lowest if unknown)."""
-    if lead not in ("V2", "V3"):
-        return float(ranges["st_elevation_mv"])
-    v2_v3 = ranges["st_elevation_v2_v3_mv"]
-    if male is None:
-        return float(min(v2_v3.values()))
-    if male < 0.5:
-        return float(v2_v3["female"])
-    if age is not None and age < 40:
-        return float(v2_v3["male_under_40"])
-    return float(v2_v3["male_40_plus"])

@@ -28,11 +28,10 @@ from explain.attributions import (
 from explain.concepts import ConceptBank, concept_alignment
 from explain.contributions import modality_shapley
 from explain.reasons import reasons
-from fusion.baselines import infarct_criteria_leads
 from fusion.model import FusedRiskModel
 from ingest.clinical_scores import with_scores
 from ingest.config import DataConfig, load_yaml
-from ingest.ecg_measurements import ECGMeasurements, measure
+from ingest.ecg_measurements import ECGMeasurements, infarct_sign_leads, measure
 from ingest.ontology import Ontology
 from ingest.schema import HEADS, PatientRecord
 from modalities.batch import MODALITIES, encode_records
@@ -145,9 +144,14 @@ def explain_record(
     if record.ecg is not None and measurements is None:
         measurements = measure(record.ecg)
     scores = with_scores(record.features)
+    # The ECG infarct criteria, the acute-MI head's traditional tool, and the
+    # leads they count.
+    criteria_leads = {}
     if measurements is not None:
-        # The ECG infarct criteria, the acute-MI head's traditional tool.
-        scores["score_ecg_criteria"] = float(len(infarct_criteria_leads(measurements)))
+        criteria_leads["score_ecg_criteria"] = infarct_sign_leads(
+            measurements, record.features.get("sex_male"), record.features.get("age")
+        )
+        scores["score_ecg_criteria"] = float(len(criteria_leads["score_ecg_criteria"]))
     heads, ecg_maps = [], None
     # What each head reads: the present modalities it learned from (its coverage).
     covered = {
@@ -184,6 +188,7 @@ def explain_record(
             "confidence": _confidence(head, read, facts),
             "clinical_scores": [
                 {"name": name, "value": scores[name]}
+                | ({"leads": criteria_leads[name]} if name in criteria_leads else {})
                 for name in settings.clinical_scores.get(head, [])
                 if name in scores
             ],
@@ -191,6 +196,7 @@ def explain_record(
             "best_tool_held_out_auroc": facts.evaluation.get(head, {}).get(
                 "best_baseline_auroc"
             ),
+            "gain_over_best_tool_ci": facts.evaluation.get(head, {}).get("gain_ci"),
             "concepts": aligned[head],
         }
         if read:

@@ -17,14 +17,12 @@ from ingest.clinical_scores import (
     rcri,
 )
 from ingest.ecg_measurements import (
-    ECGMeasurements,
     contiguous_territories,
+    infarct_sign_leads,
     measure,
     pathological_q,
 )
 from ingest.schema import PatientRecord
-
-ST_ELEVATION_MV = {"V2": 0.2, "V3": 0.2}  # other leads: 0.1 mV
 
 
 def asa_score(record: PatientRecord, missing: float = 2.0) -> float:
@@ -33,32 +31,20 @@ def asa_score(record: PatientRecord, missing: float = 2.0) -> float:
 
 
 def ecg_infarct_criteria(record: PatientRecord) -> float:
-    """Count leads meeting ST-elevation or pathological-Q criteria (2+ contiguous).
+    """Count the leads meeting the ECG infarct criteria (2+ contiguous).
 
-    Records without an ECG or without measurable beats score 0; see
-    `infarct_criteria_leads`.
+    ST elevation by the Fourth Universal Definition (V2-V3 by the record's sex
+    and age) or a pathological Q wave (`ingest.ecg_measurements.
+    infarct_sign_leads`). Records without an ECG or without measurable beats
+    score 0.
     """
     if record.ecg is None:
         return 0.0
     measured = measure(record.ecg)
-    return float(len(infarct_criteria_leads(measured))) if measured else 0.0
-
-
-def infarct_criteria_leads(measured: ECGMeasurements) -> list[str]:
-    """The leads that meet the ECG infarct criteria in two or more contiguous leads.
-
-    ST elevation: >= 0.1 mV (>= 0.2 mV in V2-V3) in the early ST segment.
-    Pathological Q: `ingest.ecg_measurements.pathological_q` (duration, depth,
-    QS complex). A lead counts only when a contiguous lead
-    (`ingest.ecg_measurements.contiguous_territories`) also qualifies.
-    """
-    qualifying = [
-        lead
-        for lead, m in measured.leads.items()
-        if m.st_deviation_mv >= ST_ELEVATION_MV.get(lead, 0.1)
-        or pathological_q(lead, m)
-    ]
-    return [lead for _, hit in contiguous_territories(qualifying) for lead in hit]
+    if measured is None:
+        return 0.0
+    male, age = record.features.get("sex_male"), record.features.get("age")
+    return float(len(infarct_sign_leads(measured, male, age)))
 
 
 class LogisticBaseline:

@@ -46,6 +46,13 @@ Q_DURATION_V2_V3_MS = 20.0
 Q_DEPTH_MV = 0.1
 Q_TO_R_RATIO = 0.25
 
+# ST elevation at the J point + 60-100 ms (Fourth Universal Definition of MI): at
+# least 0.1 mV in any lead but V2-V3, where the limit is by sex and age; ST
+# depression at least 0.05 mV.
+ST_ELEVATION_MV = 0.1
+ST_ELEVATION_V2_V3_MV = {"female": 0.15, "male_40_plus": 0.2, "male_under_40": 0.25}
+ST_DEPRESSION_MV = 0.05
+
 # Contiguous leads (Fourth Universal Definition of MI, 2018): the inferior leads
 # II, III and aVF; the high lateral leads I and aVL; neighbours in the chest-lead
 # sequence V1-V6. A sign counts for a territory when two contiguous leads show it.
@@ -319,6 +326,47 @@ def _negative_width(
         right += 1
     first = onset if onset is not None else crossing(left, left - 1)
     return crossing(right, right + 1) - first
+
+
+def st_elevation_limit(
+    lead: str, male: float | None = None, age: float | None = None
+) -> float:
+    """ST elevation limit of a lead in mV (V2-V3 by sex and age; lowest if unknown)."""
+    if lead not in ("V2", "V3"):
+        return ST_ELEVATION_MV
+    if male is None:
+        return min(ST_ELEVATION_V2_V3_MV.values())
+    if male < 0.5:
+        return ST_ELEVATION_V2_V3_MV["female"]
+    if age is not None and age < 40:
+        return ST_ELEVATION_V2_V3_MV["male_under_40"]
+    return ST_ELEVATION_V2_V3_MV["male_40_plus"]
+
+
+def infarct_sign_leads(
+    measured: ECGMeasurements, male: float | None = None, age: float | None = None
+) -> list[str]:
+    """The ECG infarct criteria, lead by lead.
+
+    The leads showing ST elevation or a pathological Q wave where a contiguous
+    lead shows either too (`contiguous_territories`).
+
+    Parameters
+    ----------
+    measured : ECGMeasurements
+    male, age : float, optional
+        The patient's sex (1 male) and age (years), for the V2-V3 ST limits.
+    """
+    qualifying = [
+        lead
+        for lead, m in measured.leads.items()
+        if (lead in STANDARD_LEADS and lead != "AVR")
+        and (
+            m.st_deviation_mv >= st_elevation_limit(lead, male, age)
+            or pathological_q(lead, m)
+        )
+    ]
+    return [lead for _, hit in contiguous_territories(qualifying) for lead in hit]
 
 
 def pathological_q(lead: str, measured: LeadMeasurement) -> bool:

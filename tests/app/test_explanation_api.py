@@ -16,6 +16,7 @@ from app.dashboard import (
     ecg_attribution_figure,
     request_explanation,
 )
+from app.i18n import lead_list
 from app.settings import AppSettings
 
 
@@ -197,7 +198,9 @@ def test_many_anomalies_are_ranked_and_counted_and_sex_is_named(client):
     assert reason_text(female, body, "en") == "Sex (female)"
     assert reason_text(female, body, "vi") == "Giới tính (nữ)"
     one = {"name": "score_rcri", "value": 1.0, "unit": "points", "modality": "tabular"}
-    assert reason_text(one, body, "en").endswith("(1 point)")
+    assert reason_text(one, body, "en") == (
+        "Revised Cardiac Risk Index (from the record; 1 point)"
+    )
 
 
 def test_q_waves_of_an_inferior_infarct_are_named_beside_the_leads_weighed(
@@ -223,24 +226,25 @@ def test_q_waves_of_an_inferior_infarct_are_named_beside_the_leads_weighed(
     assert q_waves["leads"] == ["II", "III", "AVF"]
     [mi] = [h for h in body["heads"] if h["head"] == "acute_mi"]
     assert (
-        "Pathological Q waves in the inferior leads (II, III, AVF)" in mi["paragraph"]
+        "Pathological Q waves in the inferior leads (II, III, aVF)" in mi["paragraph"]
     )
     # The paragraph says whether the leads the model weighed most are those.
     top = [row["lead"] for row in mi["ecg_leads"][:3]]
     shown = [lead for lead in top if lead in ("II", "III", "AVF")]
     if shown:
         expected = (
-            f"Of these, Q waves or ST elevation were measured in {', '.join(shown)}."
+            f"Of these, Q waves or ST elevation were measured in {lead_list(shown)}."
         )
     else:
         expected = (
             "The Q waves or ST elevation measured on the ECG are in other leads "
-            "(II, III, AVF)"
+            "(II, III, aVF)"
         )
     assert expected in mi["paragraph"]
     # The head's traditional tool beside it: the ECG criteria count II, III, aVF.
-    assert {"name": "score_ecg_criteria", "value": 3.0} in mi["clinical_scores"]
-    assert "two or more contiguous): 3." in mi["paragraph"]
+    criteria = {"name": "score_ecg_criteria", "value": 3.0}
+    assert criteria | {"leads": ["II", "III", "AVF"]} in mi["clinical_scores"]
+    assert "two or more contiguous): 3 (II, III, aVF)." in mi["paragraph"]
     vi = client.get(url, params={"language": "vi"}).json()
     [mi_vi] = [h for h in vi["heads"] if h["head"] == "acute_mi"]
     assert "Sóng Q bệnh lý ở các chuyển đạo vùng thành dưới" in mi_vi["paragraph"]
@@ -268,14 +272,14 @@ def test_the_leads_weighed_are_set_beside_the_measured_changes():
     explanation["heads"] = [entry]
     entry["ecg_leads"] = [{"lead": lead} for lead in ("V2", "AVF", "V3", "II")]
     agree = head_paragraph(entry, explanation, "en")
-    assert "Of these, Q waves or ST elevation were measured in AVF." in agree
+    assert "Of these, Q waves or ST elevation were measured in aVF." in agree
     entry["ecg_leads"] = [{"lead": lead} for lead in ("V2", "V3", "V4", "II")]
     elsewhere = head_paragraph(entry, explanation, "vi")
-    assert "nằm ở các chuyển đạo khác (II, III, AVF), mà mô hình" in elsewhere
+    assert "nằm ở các chuyển đạo khác (II, III, aVF), mà mô hình" in elsewhere
     # ST depression (often reciprocal) localises no infarct: neither sentence.
     explanation["anomalies"][0] |= {"name": "st_depression:inferior", "value": -0.1}
     plain = head_paragraph(entry, explanation, "en")
-    assert "ST depression in the inferior leads (II, III, AVF)" in plain
+    assert "ST depression in the inferior leads (II, III, aVF)" in plain
     assert "were measured in" not in plain and "other leads" not in plain
 
 
@@ -300,3 +304,38 @@ def test_missing_samples_are_named_and_the_lead_still_measured(client, real_data
         body = response.json()
         assert any(said in warning for warning in body["warnings"]), body["warnings"]
         assert "II" in body["ecg_measurements"]["q_wave_leads"]
+
+
+def test_the_paragraph_does_not_overstate_concepts_scores_or_limits():
+    from app.explanation_text import anomaly_text, head_paragraph
+
+    # 59.7 /min is not written as its limit, 60 /min.
+    slow = {"source": "ecg", "name": "heart_rate_bpm", "value": 59.7,
+            "unit": "/min", "direction": "low", "limit": 60.0, "leads": []}  # fmt: skip
+    assert anomaly_text(slow, "en") == "ECG heart rate 59.7 /min (low; limit 60.0 /min)"
+    concept = {"concept": "conduction_disturbance", "display": "Conduction disturbance",
+               "snomed": "44808001", "aligns": True, "sensitivity": -0.2}  # fmt: skip
+    entry = {
+        "head": "acute_mi", "risk": 0.4, "risk_with_no_data": 0.2,
+        "modalities_read": ["ecg"], "modalities_missing": [],
+        "modalities_not_used": [], "modality_shares": {"ecg": 0.2},
+        "integrated_gradients": {"reasons": []}, "concepts": [concept],
+        "clinical_scores": [
+            {"name": "score_ecg_criteria", "value": 2.0, "leads": ["III", "AVF"]}
+        ],
+        "best_tool_held_out_auroc": 0.779, "gain_over_best_tool_ci": [-0.06, 0.17],
+        "confidence": {"held_out_auroc": 0.832, "subset_auroc": None},
+    }  # fmt: skip
+    explanation = {"anomalies": [], "heads": [entry]}
+    text = head_paragraph(entry, explanation, "en")
+    # A concept along which the score falls says so.
+    assert "Conduction disturbance (SNOMED CT 44808001; the score falls along it)" in (
+        text
+    )
+    assert "two or more contiguous): 2 (III, aVF)." in text
+    # A gain over the tool whose CI reaches 0 is said not to be shown.
+    assert "the gain (−0.06 to +0.17, 95% CI) is not shown to be real" in text
+    vi = head_paragraph(entry, explanation, "vi")
+    assert "mức chênh (−0,06 đến +0,17, KTC 95%) chưa được chứng minh" in vi
+    entry["gain_over_best_tool_ci"] = [0.02, 0.17]
+    assert "reached AUROC 0.78, the model 0.83." in head_paragraph(entry, explanation)

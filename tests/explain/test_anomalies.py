@@ -81,10 +81,10 @@ def test_pathological_q_waves_are_named_by_territory_only():
     from app.explanation_text import anomaly_text
 
     assert anomaly_text(q_waves[0].as_dict(), "en") == (
-        "Pathological Q waves in the inferior leads (II, AVF)"
+        "Pathological Q waves in the inferior leads (II, aVF)"
     )
     assert anomaly_text(q_waves[0].as_dict(), "vi") == (
-        "Sóng Q bệnh lý ở các chuyển đạo vùng thành dưới (II, AVF)"
+        "Sóng Q bệnh lý ở các chuyển đạo vùng thành dưới (II, aVF)"
     )
 
 
