@@ -180,7 +180,7 @@ def anomaly_text(anomaly: dict, language: str) -> str:
         == format_number(anomaly["limit"], language, decimals)
     ):
         decimals += 1  # 59.7 /min is not shown as its limit, 60
-    unit = anomaly["unit"]
+    unit = unit_label(anomaly["unit"], language)
     return translate(
         "explain.anomaly",
         language,
