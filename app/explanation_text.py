@@ -21,7 +21,6 @@ from app.i18n import (
     translate,
     unit_label,
 )
-from explain.anomalies import infarct_leads
 
 SHOWN_LEADS = 3  # ECG leads named in a paragraph
 SHOWN_ANOMALIES = 6
@@ -215,12 +214,12 @@ def _signal_quality(entry: dict, explanation: dict, language: str) -> list[str]:
 def _measured_leads(top: list[str], explanation: dict, language: str) -> list[str]:
     """Whether the leads that weigh most show the infarct signs measured on the ECG.
 
-    The signs are pathological Q waves and ST elevation in two contiguous leads
-    (`explain.anomalies.infarct_leads`). When the model weighed other leads
-    most, the paragraph sends the reader to the measured ones: the model may
-    have missed what a cardiologist reads there.
+    The signs are the ECG infarct criteria: ST elevation or pathological Q
+    waves in contiguous leads (``ecg_infarct_leads``). When the model weighed
+    other leads most, the paragraph sends the reader to the measured ones: the
+    model may have missed what a cardiologist reads there.
     """
-    measured = infarct_leads(explanation["anomalies"])
+    measured = explanation.get("ecg_infarct_leads", [])
     if not measured:
         return []
     shown = [lead for lead in top if lead in measured]

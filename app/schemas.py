@@ -309,6 +309,11 @@ class Explanation(BaseModel):
     modalities_present: list[str]
     modalities_absent: list[str]
     anomalies: list[AnomalyOut]
+    ecg_infarct_leads: list[str] = Field(
+        default_factory=list,
+        description="Leads meeting the ECG infarct criteria: ST elevation or a "
+        "pathological Q wave where a contiguous lead shows either too.",
+    )
     ecg_quality: ECGQuality | None = None
     ecg: ECGAttributionMap | None = None
     heads: list[HeadExplanation]

@@ -12,11 +12,11 @@ neurokit2); and, apart, the plain-language paragraphs in both languages.
 Then, for every held-out PTB-XL record with an inferior or anteroseptal MI (its
 cardiologists' SCP statements IMI or ASMI), whether the explanation's top ECG lead
 for the acute-MI head lies in that infarct's leads (II, III, aVF; V1-V4), against
-the chance of a lead drawn at random; whether its anomalies name the infarct's
-territory (pathological Q waves or ST elevation in two contiguous leads) and
-whether the three leads the model weighed most include a lead of those measured
-changes; which concepts the record aligns with; and the acute-MI AUROC of each
-kind against the held-out records without MI.
+the chance of a lead drawn at random; whether the ECG infarct criteria (ST
+elevation or pathological Q waves in contiguous leads) are met in the infarct's
+leads, and whether the three leads the model weighed most include one of those;
+which concepts the record aligns with; and the acute-MI AUROC of each kind against
+the held-out records without MI.
 
 ``--threads 2`` reproduces the two cores of the target machine (DESIGN.md).
 """
@@ -33,7 +33,6 @@ from sklearn.metrics import roc_auc_score
 from app.explanation_text import paragraphs
 from app.service import PredictionService
 from app.settings import load_settings
-from explain.anomalies import infarct_leads
 
 
 # Named like the `explain` package, this script is off the import path: the
@@ -47,9 +46,6 @@ def _bench(name: str):
 
 bench_predict = _bench("predict.py")
 every_modality, percentiles = bench_predict.every_modality, bench_predict.percentiles
-# The territories (`ingest.ecg_measurements.contiguous_territories`) each infarct
-# lies in.
-TERRITORY_NAMES = _bench("q_waves.py").INFARCTS
 
 
 def main() -> None:
@@ -122,7 +118,11 @@ def territories(service: PredictionService) -> None:
             continue
         tally[kinds[0]][0] += 1
         tally[kinds[0]][1] += mi["ecg_leads"][0]["lead"] in TERRITORY[kinds[0]]
-        signs = infarct_leads(explanation["anomalies"], TERRITORY_NAMES[kinds[0]])
+        signs = [
+            lead
+            for lead in explanation["ecg_infarct_leads"]
+            if lead in TERRITORY[kinds[0]]
+        ]
         if signs:
             top = {row["lead"] for row in mi["ecg_leads"][:3]}
             measured[kinds[0]][0] += 1
@@ -140,10 +140,9 @@ def territories(service: PredictionService) -> None:
         )
     for kind, (named, weighed) in measured.items():
         print(
-            f"held-out PTB-XL {kind} records whose anomalies name the "
-            f"{'/'.join(TERRITORY_NAMES[kind])} territory (Q waves or ST "
-            f"elevation): {named} of {tally[kind][0]}; a measured lead among the "
-            f"model's top 3 for {weighed}"
+            f"held-out PTB-XL {kind} records meeting the ECG infarct criteria in "
+            f"{', '.join(TERRITORY[kind])}: {named} of {tally[kind][0]}; one of "
+            f"those leads among the model's top 3 for {weighed}"
         )
     total = sum(records for records, _ in tally.values())
     print(f"of these {total}, aligned with each concept: {aligned or 'none'}")

@@ -77,34 +77,6 @@ class Anomaly:
         return out
 
 
-# Territory changes that localise an infarct (ST depression is often reciprocal).
-INFARCT_SIGNS = ("q_wave", "st_elevation")
-
-
-def infarct_leads(found: list[dict], territories: tuple[str, ...] = ()) -> list[str]:
-    """Leads of the territories showing pathological Q waves or ST elevation.
-
-    Parameters
-    ----------
-    found : list of dict
-        Anomalies as JSON (`Anomaly.as_dict`), as an explanation holds them.
-    territories : tuple of str, optional
-        Only these territories (default: every one).
-
-    Returns
-    -------
-    list of str
-        Each lead once, in the order the anomalies name them.
-    """
-    leads = []
-    for anomaly in found:
-        sign, _, territory = anomaly["name"].partition(":")
-        if anomaly["leads"] and sign in INFARCT_SIGNS:
-            if not territories or territory in territories:
-                leads += anomaly["leads"]
-    return list(dict.fromkeys(leads))
-
-
 def load_reference_ranges(config_dir: Path | None = None) -> dict:
     """``configs/reference_ranges.yaml``."""
     return load_yaml("reference_ranges", config_dir)

@@ -118,7 +118,8 @@ def explain_record(
     Returns
     -------
     dict
-        ``modalities_present``, ``anomalies``, ``ecg`` (lead x time
+        ``modalities_present``, ``anomalies``, ``ecg_infarct_leads`` (the
+        leads meeting the ECG infarct criteria), ``ecg`` (lead x time
         attributions of the ECG head, or None) and ``heads``.
     """
     settings = settings or load_explain_settings()
@@ -144,14 +145,15 @@ def explain_record(
     if record.ecg is not None and measurements is None:
         measurements = measure(record.ecg)
     scores = with_scores(record.features)
-    # The ECG infarct criteria, the acute-MI head's traditional tool, and the
-    # leads they count.
-    criteria_leads = {}
+    # The leads of the ECG infarct criteria (ST elevation or pathological Q waves
+    # in contiguous leads): the acute-MI head's traditional tool counts them.
+    signs = None
     if measurements is not None:
-        criteria_leads["score_ecg_criteria"] = infarct_sign_leads(
+        signs = infarct_sign_leads(
             measurements, record.features.get("sex_male"), record.features.get("age")
         )
-        scores["score_ecg_criteria"] = float(len(criteria_leads["score_ecg_criteria"]))
+        scores["score_ecg_criteria"] = float(len(signs))
+    criteria_leads = {"score_ecg_criteria": signs} if signs is not None else {}
     heads, ecg_maps = [], None
     # What each head reads: the present modalities it learned from (its coverage).
     covered = {
@@ -233,6 +235,7 @@ def explain_record(
         "anomalies": [
             a.as_dict() for a in anomalies(record, data, ranges, measurements)
         ],
+        "ecg_infarct_leads": signs or [],
         "ecg": ecg_maps,
         "heads": heads,
     }

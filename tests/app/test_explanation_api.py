@@ -224,6 +224,7 @@ def test_q_waves_of_an_inferior_infarct_are_named_beside_the_leads_weighed(
     [q_waves] = [a for a in body["anomalies"] if a["name"].startswith("q_wave")]
     assert q_waves["name"] == "q_wave:inferior"
     assert q_waves["leads"] == ["II", "III", "AVF"]
+    assert body["ecg_infarct_leads"] == ["II", "III", "AVF"]
     [mi] = [h for h in body["heads"] if h["head"] == "acute_mi"]
     assert (
         "Pathological Q waves in the inferior leads (II, III, aVF)" in mi["paragraph"]
@@ -260,6 +261,7 @@ def test_the_leads_weighed_are_set_beside_the_measured_changes():
             {"source": "ecg", "name": "st_elevation:III", "value": 0.15,
              "unit": "mV", "direction": "high", "limit": 0.1, "leads": []},
         ],
+        "ecg_infarct_leads": ["II", "III", "AVF"],
     }  # fmt: skip
     entry = {
         "head": "acute_mi", "risk": 0.4, "risk_with_no_data": 0.2,
@@ -276,8 +278,9 @@ def test_the_leads_weighed_are_set_beside_the_measured_changes():
     entry["ecg_leads"] = [{"lead": lead} for lead in ("V2", "V3", "V4", "II")]
     elsewhere = head_paragraph(entry, explanation, "vi")
     assert "nằm ở các chuyển đạo khác (II, III, aVF), mà mô hình" in elsewhere
-    # ST depression (often reciprocal) localises no infarct: neither sentence.
+    # ST depression (often reciprocal) is no infarct criterion: neither sentence.
     explanation["anomalies"][0] |= {"name": "st_depression:inferior", "value": -0.1}
+    explanation["ecg_infarct_leads"] = []
     plain = head_paragraph(entry, explanation, "en")
     assert "ST depression in the inferior leads (II, III, aVF)" in plain
     assert "were measured in" not in plain and "other leads" not in plain
