@@ -163,7 +163,8 @@ def anomaly_text(anomaly: dict, language: str) -> str:
             leads=lead_list(anomaly["leads"]),
         )
     if anomaly["source"] == "ecg":
-        label = translate(f"measurement.{kind}", language)
+        single = "q_wave_lead" if kind == "q_wave" else kind  # one lead's Q wave
+        label = translate(f"measurement.{single}", language)
         if where:
             label = f"{label} {lead_label(where)}"
     else:

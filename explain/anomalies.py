@@ -24,6 +24,7 @@ from ingest.ecg_measurements import (
     ST_DEPRESSION_MV,
     ECGMeasurements,
     contiguous_territories,
+    infarct_sign_leads,
     measure,
     pathological_q,
     st_elevation_limit,
@@ -179,6 +180,7 @@ def ecg_anomalies(
         for lead, m in measured.leads.items()
         if pathological_q(lead, m)
     }
+    named_q = set()
     for change, shown, direction, limit in (
         ("st_elevation", elevated, "high", 0.0),
         ("st_depression", depressed, "low", 0.0),
@@ -190,6 +192,16 @@ def ecg_anomalies(
             found.append(
                 Anomaly(
                     "ecg", f"{change}:{territory}", extreme, "mV", direction, limit, hit
+                )
+            )
+            named_q |= set(hit) if change == "q_wave" else set()
+    # A lone Q wave is named only when the infarct criteria count its lead (an
+    # ST elevation beside it), so every lead they count is shown.
+    for lead in infarct_sign_leads(measured, male, age):
+        if lead in q_waves and lead not in named_q:
+            found.append(
+                Anomaly(
+                    "ecg", f"q_wave:{lead}", q_waves[lead], "mV", "high", Q_DEPTH_MV
                 )
             )
     return found

@@ -225,3 +225,24 @@ def test_leads_outside_the_standard_twelve_are_never_pathological():
     measured = measure(ECG(np.stack([deep, deep]), 500.0, ["II", "VY"]))
     assert pathological_q("II", measured.leads["II"])
     assert not pathological_q("VY", measured.leads["VY"])
+
+
+def test_the_s_wave_of_an_rs_complex_is_no_q_wave():
+    fs = 500.0
+    reference = _beats_with_q(fs, q_ms=20.0, q_mv=0.05, r_mv=1.0)
+    t = np.arange(int(10 * fs)) / fs
+    rs = np.zeros_like(t)
+    for r_time in np.arange(0.6, 9.6, 0.8):
+        r = np.abs(t - (r_time - 0.02)) < 0.01  # a small r, 0.15 mV, 20 ms
+        rs[r] = 0.15 * (1 - np.abs(t[r] - (r_time - 0.02)) / 0.01)
+        s = np.abs(t - (r_time + 0.02)) < 0.02  # a deep S, 1.5 mV
+        rs[s] = -1.5 * (1 - np.abs(t[s] - (r_time + 0.02)) / 0.02)
+        st = (t >= r_time + 0.04) & (t < r_time + 0.12)  # ST elevated 0.2 mV
+        rs[st] = 0.2
+    measured = measure(
+        ECG(np.stack([reference, rs.astype(np.float32)]), fs, ["II", "V2"])
+    )
+    v2 = measured.leads["V2"]
+    assert v2.q_depth_mv == 0.0 and not v2.qs_complex
+    assert not pathological_q("V2", v2)
+    assert v2.st_deviation_mv == pytest.approx(0.2, abs=0.01)
