@@ -365,12 +365,10 @@ def infarct_sign_leads(
     qualifying = [
         lead
         for lead, m in measured.leads.items()
-        if (lead in STANDARD_LEADS and lead != "AVR")
-        and (
-            m.st_deviation_mv >= st_elevation_limit(lead, male, age)
-            or pathological_q(lead, m)
-        )
+        if m.st_deviation_mv >= st_elevation_limit(lead, male, age)
+        or pathological_q(lead, m)
     ]
+    # aVR and leads outside the standard 12 lie in no territory.
     return [lead for _, hit in contiguous_territories(qualifying) for lead in hit]
 
 
