@@ -297,6 +297,7 @@ def _scores(entry: dict, language: str) -> list[str]:
             translate(
                 "explain.scores_unproven" if unproven else "explain.scores_compared",
                 language,
+                name=_tool_name(entry, language),
                 tool=_auroc(tool, language),
                 model=_auroc(entry["confidence"]["held_out_auroc"], language),
                 **(
@@ -343,6 +344,12 @@ def _percent(risk: float, language: str) -> str:
 def _signed(points: float, language: str) -> str:
     sign = "+" if points >= 0 else "−"
     return f"{sign}{format_number(abs(points), language, 1)}"
+
+
+def _tool_name(entry: dict, language: str) -> str:
+    """`` (the ECG infarct criteria)`` for the head's best tool, or nothing."""
+    key = f"tool.{entry['head']}.{entry.get('best_tool')}"
+    return f" ({translate(key, language)})" if has_message(key, language) else ""
 
 
 def _signed_auroc(value: float, language: str) -> str:

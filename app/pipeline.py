@@ -380,7 +380,15 @@ def _head_aurocs(splits: Splits, risk: np.ndarray) -> dict[str, float]:
 
 
 def _summary(metrics: dict) -> dict:
-    keys = ("auroc", "auroc_ci", "best_baseline_auroc", "gain_ci", "brier", "n_test")
+    keys = (
+        "auroc",
+        "auroc_ci",
+        "best_baseline",
+        "best_baseline_auroc",
+        "gain_ci",
+        "brier",
+        "n_test",
+    )
     found = {k: metrics[k] for k in keys if k in metrics and not _is_nan(metrics[k])}
     central = metrics["comparisons"].get("centralised", {}).get("auroc")
     if central is not None and not _is_nan(central):

@@ -252,6 +252,9 @@ class HeadExplanation(BaseModel):
         default_factory=list,
         description="The traditional scores of this head (configs/explain.yaml).",
     )
+    best_tool: str | None = Field(
+        None, description="The head's best traditional tool on held-out patients."
+    )
     best_tool_held_out_auroc: float | None = None
     gain_over_best_tool_ci: list[float] | None = Field(
         None,

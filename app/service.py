@@ -430,10 +430,11 @@ class PredictionService:
             spec = self.model_config.heads[head]
             risk = float(risks[index])
             read = self._read_by(index, used)
+            named = {"head": functools.partial(_head_name, head)}
             if not read:
-                notices.append(Notice("head_no_data", {"head": head}))
+                notices.append(Notice("head_no_data", named))
             if head == "postop" and read and not SURGERY_FIELDS & set(record.features):
-                notices.append(Notice("postop_no_surgery"))
+                notices.append(Notice("postop_no_surgery", named))
             head_reasons = []
             if explain and read:
                 attribution = integrated_gradients(self.model, inputs, index)
@@ -657,6 +658,10 @@ def _flattened(ecg: ECG, leads: list[str]) -> ECG:
     signal = ecg.signal.copy()
     signal[rows] = 0.0
     return ECG(signal, ecg.fs, list(ecg.lead_names))
+
+
+def _head_name(head: str, language: str) -> str:
+    return translate(f"head.{head}", language)
 
 
 def _gaps(gaps: dict[str, float], language: str) -> str:

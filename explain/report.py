@@ -198,6 +198,7 @@ def explain_record(
             "best_tool_held_out_auroc": facts.evaluation.get(head, {}).get(
                 "best_baseline_auroc"
             ),
+            "best_tool": facts.evaluation.get(head, {}).get("best_baseline"),
             "gain_over_best_tool_ci": facts.evaluation.get(head, {}).get("gain_ci"),
             "concepts": aligned[head],
         }

@@ -163,20 +163,14 @@ def r_peaks(ecg: ECG, reference_lead: str = "II") -> np.ndarray:
 
 
 def _reference_row(ecg: ECG, reference_lead: str) -> int | None:
-    """The reference lead's row, else the most varying one; None if all flat.
-
-    A lead with missing samples (NaN) is taken only when every live lead has
-    some: read as zeros, a gap's edges would pass for beats.
-    """
+    """The reference lead's row, else the most varying one; None if all flat."""
     names = ecg.lead_names
+    if reference_lead in names and not is_flat(ecg.signal[names.index(reference_lead)]):
+        return names.index(reference_lead)
     live = [row for row in range(len(names)) if not is_flat(ecg.signal[row])]
-    whole = [row for row in live if np.isfinite(ecg.signal[row]).all()]
-    for rows in (whole, live):
-        if reference_lead in names and names.index(reference_lead) in rows:
-            return names.index(reference_lead)
-        if rows:
-            return max(rows, key=lambda row: float(np.nanvar(ecg.signal[row])))
-    return None
+    if not live:
+        return None
+    return max(live, key=lambda row: float(np.nanvar(ecg.signal[row])))
 
 
 def _upright(ecg: ECG, row: int) -> np.ndarray:
@@ -184,8 +178,14 @@ def _upright(ecg: ECG, row: int) -> np.ndarray:
 
     A lead whose QRS is mostly negative (V1, aVR, a monitor's MCL1) is flipped
     for finding and delineating beats only; per-lead amplitudes keep their sign.
+    Missing samples (NaN) are bridged by a straight line from the last sample
+    before to the first after: read as zeros, a gap's edges would pass for beats.
     """
-    trace = np.nan_to_num(ecg.signal[row]).astype(np.float64)
+    trace = ecg.signal[row].astype(np.float64)
+    missing = ~np.isfinite(trace)
+    if missing.any():
+        known = np.flatnonzero(~missing)
+        trace[missing] = np.interp(np.flatnonzero(missing), known, trace[known])
     upright, _ = nk.ecg_invert(trace, sampling_rate=_rate(ecg))
     return np.asarray(upright, dtype=np.float64)
 
@@ -234,9 +234,16 @@ def measure(ecg: ECG, reference_lead: str = "II") -> ECGMeasurements | None:
         if is_flat(ecg.signal[row]):
             continue  # lead off (or read as zeros): nothing to measure
         beats = np.stack([ecg.signal[row, p - before : p + after] for p in peaks])
+        pr = slice(
+            before + int(round(PR_WINDOW_S[0] * fs)),
+            before + int(round(PR_WINDOW_S[1] * fs)),
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
-            median = np.nanmedian(beats, axis=0)  # a gap leaves out its beats only
+            # Each beat from its own PR baseline, so baseline wander does not
+            # blur the median beat; a gap leaves out its beats only.
+            beats = beats - np.nanmedian(beats[:, pr], axis=1, keepdims=True)
+            median = np.nanmedian(beats, axis=0)
         if np.isfinite(median).all():
             leads[name] = _lead_measurement(median, before, fs)
     return ECGMeasurements(

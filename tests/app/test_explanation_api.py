@@ -342,3 +342,11 @@ def test_the_paragraph_does_not_overstate_concepts_scores_or_limits():
     assert "mức chênh (−0,06 đến +0,17, KTC 95%) chưa được chứng minh" in vi
     entry["gain_over_best_tool_ci"] = [0.02, 0.17]
     assert "reached AUROC 0.78, the model 0.83." in head_paragraph(entry, explanation)
+    # The tool is named when the version knows which it was.
+    entry["best_tool"] = "ecg_criteria"
+    assert "the best traditional tool (the ECG infarct criteria) reached AUROC" in (
+        head_paragraph(entry, explanation)
+    )
+    assert "công cụ truyền thống tốt nhất (tiêu chuẩn nhồi máu trên ECG) đạt" in (
+        head_paragraph(entry, explanation, "vi")
+    )
