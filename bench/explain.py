@@ -97,8 +97,8 @@ def territories(service: PredictionService) -> None:
         data_dir() / "ptbxl_subset" / "ptbxl_database.csv", index_col="ecg_id"
     )
     tally = {kind: [0, 0] for kind in TERRITORY}  # records, top lead inside
-    # records whose anomalies name the territory, and of these, how many have a
-    # measured lead among the three the model weighed most
+    # records meeting the ECG infarct criteria in the infarct's leads, and of
+    # these, how many have one of those among the three the model weighed most
     measured = {kind: [0, 0] for kind in TERRITORY}
     aligned: dict[str, int] = {}
     risks: dict[str, list[float]] = {kind: [] for kind in (*TERRITORY, "no MI")}

@@ -10,7 +10,8 @@ elevation at or above 0.1 mV (V2-V3: by sex and age) or depression at or above
 0.05 mV, and a territory is named when two contiguous leads show the same
 change (`ingest.ecg_measurements.contiguous_territories`). Pathological Q waves
 (`ingest.ecg_measurements.pathological_q`: duration, depth, QS complex) are
-named only by territory: a lone Q wave in III, aVL or V1 is often normal.
+named by territory; a lone Q wave (often normal in III, aVL or V1) only when
+the ECG infarct criteria count its lead, beside an ST elevation.
 """
 
 from __future__ import annotations
@@ -147,8 +148,9 @@ def ecg_anomalies(
 ) -> list[Anomaly]:
     """Rate and intervals out of limits; ST and Q-wave changes by lead and territory.
 
-    ST changes are listed per lead and per territory, pathological Q waves per
-    territory only.
+    ST changes are listed per lead and per territory; pathological Q waves per
+    territory, and per lead only where the infarct criteria count a lone one
+    (`ingest.ecg_measurements.infarct_sign_leads`).
     """
     found = []
     for name, unit in ECG_UNITS.items():
@@ -180,7 +182,6 @@ def ecg_anomalies(
         for lead, m in measured.leads.items()
         if pathological_q(lead, m)
     }
-    named_q = set()
     for change, shown, direction, limit in (
         ("st_elevation", elevated, "high", 0.0),
         ("st_depression", depressed, "low", 0.0),
@@ -194,7 +195,7 @@ def ecg_anomalies(
                     "ecg", f"{change}:{territory}", extreme, "mV", direction, limit, hit
                 )
             )
-            named_q |= set(hit) if change == "q_wave" else set()
+    named_q = {lead for _, hit in contiguous_territories(q_waves) for lead in hit}
     # A lone Q wave is named only when the infarct criteria count its lead (an
     # ST elevation beside it), so every lead they count is shown.
     for lead in infarct_sign_leads(measured, male, age):

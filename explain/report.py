@@ -147,13 +147,12 @@ def explain_record(
     scores = with_scores(record.features)
     # The leads of the ECG infarct criteria (ST elevation or pathological Q waves
     # in contiguous leads): the acute-MI head's traditional tool counts them.
-    signs = None
+    signs = []
     if measurements is not None:
         signs = infarct_sign_leads(
             measurements, record.features.get("sex_male"), record.features.get("age")
         )
         scores["score_ecg_criteria"] = float(len(signs))
-    criteria_leads = {"score_ecg_criteria": signs} if signs is not None else {}
     heads, ecg_maps = [], None
     # What each head reads: the present modalities it learned from (its coverage).
     covered = {
@@ -190,7 +189,7 @@ def explain_record(
             "confidence": _confidence(head, read, facts),
             "clinical_scores": [
                 {"name": name, "value": scores[name]}
-                | ({"leads": criteria_leads[name]} if name in criteria_leads else {})
+                | ({"leads": signs} if name == "score_ecg_criteria" else {})
                 for name in settings.clinical_scores.get(head, [])
                 if name in scores
             ],
@@ -236,7 +235,7 @@ def explain_record(
         "anomalies": [
             a.as_dict() for a in anomalies(record, data, ranges, measurements)
         ],
-        "ecg_infarct_leads": signs or [],
+        "ecg_infarct_leads": signs,
         "ecg": ecg_maps,
         "heads": heads,
     }
